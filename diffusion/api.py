@@ -1,0 +1,127 @@
+"""The small API that the app and the command line call (pages never reach further in)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from pymatgen.core.periodic_table import Element
+
+from .corruption import LatticeStats, lattice_to_latent, latent_to_lattice, q_sample, q_sample_coords
+from .crystal import Crystal
+from .formula import FormulaError, parse_formula
+from .process import CrystalDiffusion
+from .sampling import SampleRequest, SamplingConfig, ProgressCallback, sample
+from .schedules import make_schedule
+from .trajectory import Trajectory
+
+MAX_ATOMS = 100
+MAX_SAMPLES = 1024
+MAX_SPACE_GROUP = 230
+
+
+def check_composition(model: CrystalDiffusion, formula: str) -> list[int]:
+    """Atomic numbers of a formula the model can make; ``FormulaError`` says why not."""
+    numbers = parse_formula(formula, max_atoms=MAX_ATOMS)
+    known = set(model.normalization.elements)
+    unknown = sorted({z for z in numbers if known and z not in known})
+    if unknown:
+        names = ", ".join(Element.from_Z(z).symbol for z in unknown)
+        raise FormulaError(f"this model was not trained on {names}; it knows {len(known)} elements")
+    return numbers
+
+
+def check_space_group(model: CrystalDiffusion, space_group: int | None) -> None:
+    if space_group is None:
+        return
+    if not model.model_config.use_space_group:
+        raise ValueError("this model was not trained with a space-group condition")
+    if not 1 <= int(space_group) <= MAX_SPACE_GROUP:
+        raise ValueError(f"space group must be between 1 and {MAX_SPACE_GROUP}, got {space_group}")
+
+
+def sample_num_atoms(model: CrystalDiffusion, count: int, generator: torch.Generator) -> list[int]:
+    """Atoms per cell drawn from the training distribution (ab initio models)."""
+    hist = torch.tensor(model.normalization.num_atoms_counts, dtype=torch.float64)
+    if hist.sum() <= 0:
+        raise ValueError("the model has no atom-count statistics; give --num-atoms")
+    return torch.multinomial(hist, count, replacement=True, generator=generator).tolist()
+
+
+def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms: int | None = None,
+             num_samples: int = 1, sampler: str = "ddpm", steps: int | None = None, seed: int = 0,
+             space_group: int | None = None, prop: float | None = None, guidance: float = 0.0,
+             step_lr: float = 5e-7, record: str = "all", record_stride: int = 1,
+             progress: ProgressCallback | None = None) -> Trajectory:
+    """Sample ``num_samples`` crystals; crystal i uses seed ``seed + i``.
+
+    CSP models need ``composition`` (e.g. "Ti2O4": the atoms of the cell); ab initio models
+    take ``num_atoms`` (or draw it from the training distribution when None).
+    """
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise ValueError(f"num_samples must be between 1 and {MAX_SAMPLES}, got {num_samples}")
+    check_space_group(model, space_group)
+    if prop is not None and not model.model_config.use_property:
+        raise ValueError("this model was not trained with a property condition")
+    seeds = tuple(int(seed) + i for i in range(num_samples))
+    if model.process.task == "csp":
+        if composition is None:
+            raise ValueError("this model predicts a structure from a composition: give one (e.g. SrTiO3)")
+        numbers = check_composition(model, composition)
+        request = SampleRequest(num_atoms=(len(numbers),) * num_samples, seeds=seeds,
+                                atomic_numbers=(tuple(numbers),) * num_samples)
+    else:
+        if composition is not None:
+            raise ValueError("this is an ab initio model: it chooses the elements itself; give a number of atoms")
+        if num_atoms is None:
+            counts = sample_num_atoms(model, num_samples, torch.Generator().manual_seed(int(seed)))
+        else:
+            if not 1 <= int(num_atoms) <= MAX_ATOMS:
+                raise ValueError(f"the number of atoms must be between 1 and {MAX_ATOMS}, got {num_atoms}")
+            counts = [int(num_atoms)] * num_samples
+        request = SampleRequest(num_atoms=tuple(counts), seeds=seeds)
+    request = SampleRequest(request.num_atoms, request.seeds, request.atomic_numbers,
+                            None if prop is None else (float(prop),) * num_samples,
+                            None if space_group is None else (int(space_group),) * num_samples)
+    config = SamplingConfig(sampler=sampler, steps=steps, guidance=guidance, step_lr=step_lr, record=record,
+                            record_stride=record_stride)
+    return sample(model, request, config, progress)
+
+
+@dataclass(frozen=True)
+class ForwardSetup:
+    """How the forward-process page noises a crystal."""
+
+    schedule: str = "cosine"
+    num_steps: int = 1000
+    sigma_min: float = 0.005
+    sigma_max: float = 0.5
+    lattice_std: float = 0.2
+
+
+def forward_noise(crystal: Crystal, t: int, setup: ForwardSetup = ForwardSetup(), seed: int = 0,
+                  stats: LatticeStats | None = None) -> Crystal:
+    """The crystal noised to step t by the closed-form forward processes.
+
+    The same seed gives the same eps for every t, so moving t moves the crystal smoothly
+    from x_0 (t = 0) to the prior (t = T). Lattice statistics default to a cube at the
+    crystal's own density (``LatticeStats.around``).
+    """
+    if not 0 <= int(t) <= setup.num_steps:
+        raise ValueError(f"t must be between 0 and {setup.num_steps}, got {t}")
+    schedule = make_schedule(setup.schedule, setup.num_steps, setup.sigma_min, setup.sigma_max)
+    stats = stats or LatticeStats.around(crystal.volume / crystal.num_atoms, setup.lattice_std)
+    generator = torch.Generator().manual_seed(int(seed))
+    eps_lattice = torch.randn(1, 6, generator=generator, dtype=torch.float64)
+    eps_coords = torch.randn(crystal.num_atoms, 3, generator=generator, dtype=torch.float64)
+    n = torch.tensor([crystal.num_atoms])
+    tt = torch.tensor([int(t)])
+    if int(t) == 0:
+        return crystal
+    x0 = lattice_to_latent(crystal.lattice.unsqueeze(0), n, stats).double()
+    symmetric0 = latent_to_lattice(x0, n, stats)[0].double()
+    symmetric_t = latent_to_lattice(q_sample(x0, tt, eps_lattice, schedule.abar), n, stats)[0].double()
+    # the latent is orientation-free; turn the noised cell like the input so both overlay
+    rotation = torch.linalg.solve(symmetric0, crystal.lattice.double())
+    lattice = symmetric_t @ rotation
+    frac = q_sample_coords(crystal.frac_coords.double(), schedule.sigma[int(t)].double(), eps_coords)
+    return crystal.replace(lattice=lattice, frac_coords=frac)

@@ -1,0 +1,154 @@
+"""Save, load and list checkpoints. Only tensors and plain config are ever loaded.
+
+A checkpoint is one ``torch.save`` file read back with ``weights_only=True`` (no code
+is unpickled), holding::
+
+    format          "crystal-diffusion/1"
+    model_config    DenoiserConfig as a dict
+    process         ProcessConfig as a dict
+    normalization   Normalization as a dict
+    state_dict      the (EMA) weights used for sampling
+    card            the model card (also written as <name>.json beside the file)
+
+Files are written atomically (temporary file + rename), so a crash never leaves a
+half-written checkpoint behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .model import DenoiserConfig
+from .process import CrystalDiffusion, Normalization, ProcessConfig
+
+FORMAT = "crystal-diffusion/1"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    name: str
+    path: Path
+    card: dict
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def checkpoint_dict(model: CrystalDiffusion, state_dict: dict | None = None, card: dict | None = None) -> dict:
+    return {
+        "format": FORMAT,
+        "model_config": model.model_config.to_dict(),
+        "process": model.process.to_dict(),
+        "normalization": model.normalization.to_dict(),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in (state_dict or model.state_dict()).items()},
+        "card": card or {},
+    }
+
+
+def save_checkpoint(model: CrystalDiffusion, path: str | Path, card: dict | None = None,
+                    state_dict: dict | None = None) -> None:
+    """Write weights + config (+ the card as JSON beside it)."""
+    path = Path(path)
+    atomic_torch_save(checkpoint_dict(model, state_dict, card), path)
+    if card is not None:
+        atomic_write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", path.with_suffix(".json"))
+
+
+def resolve(name_or_path: str | Path, folder: Path = SHIPPED_DIR) -> Path:
+    """A shipped checkpoint name ("perov_5") or a path to a .pt file."""
+    text = str(name_or_path)
+    candidate = folder / f"{text}.pt"
+    if "/" not in text and "\\" not in text and candidate.is_file():
+        return candidate
+    path = Path(text)
+    if path.is_file():
+        return path
+    available = ", ".join(c.name for c in list_checkpoints(folder)) or "none"
+    raise CheckpointError(f"no checkpoint named '{text}' (shipped: {available})")
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load the raw dict safely; every failure becomes a ``CheckpointError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{path.name} is larger than {MAX_CHECKPOINT_BYTES >> 20} MB; refusing to load it")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()
+        detail = next((line for line in reason if "Unsupported" in line or "GLOBAL" in line), reason[0] if reason else "")
+        if "weights_only" in str(exc) or "GLOBAL" in str(exc) or "Unsupported" in str(exc):
+            raise CheckpointError(f"{path.name} contains pickled code or objects, not just weights; refusing to load it ({detail[:160]})") from None
+        raise CheckpointError(f"{path.name} is not a readable checkpoint (truncated or corrupt): {detail[:160]}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path.name} is not a crystal-diffusion checkpoint (format {FORMAT} expected)")
+    return data
+
+
+def model_from_dict(data: dict, name: str = "checkpoint") -> CrystalDiffusion:
+    try:
+        model = CrystalDiffusion(DenoiserConfig.from_dict(data["model_config"]), ProcessConfig.from_dict(data["process"]),
+                                 Normalization.from_dict(data["normalization"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{name}: its config is incomplete or invalid ({exc})") from None
+    state = data.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{name}: it has no weights")
+    expected = model.state_dict()
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
+    wrong = [k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        raise CheckpointError(f"{name}: its weights do not match its config (missing {len(missing)}, "
+                              f"unexpected {len(unexpected)}, wrong shape {len(wrong)})")
+    if any(not torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise CheckpointError(f"{name}: its weights contain NaN or infinity")
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", folder: Path = SHIPPED_DIR) -> CrystalDiffusion:
+    """Load a checkpoint for sampling: refuses pickles, truncation and config/weight mismatches."""
+    path = resolve(name_or_path, folder)
+    return model_from_dict(read_checkpoint(path), path.name).to(device)
+
+
+def load_card(path: Path) -> dict:
+    card_path = Path(path).with_suffix(".json")
+    if card_path.is_file():
+        try:
+            return json.loads(card_path.read_text())
+        except json.JSONDecodeError:
+            return {}
+    return {}
+
+
+def list_checkpoints(folder: Path = SHIPPED_DIR) -> list[CheckpointInfo]:
+    """The checkpoints of a folder (shipped ones by default), with their cards."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return [CheckpointInfo(p.stem, p, load_card(p)) for p in sorted(folder.glob("*.pt"))]

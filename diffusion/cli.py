@@ -1,0 +1,152 @@
+"""Command line: ``python -m diffusion train | sample | evaluate | download``.
+
+Every expected failure (bad formula, missing file, corrupt checkpoint...) ends with one
+line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+from pathlib import Path
+
+from .checkpoints import CheckpointError
+from .crystal import CrystalError
+from .data import DatasetError
+from .formula import FormulaError
+
+EXIT_USAGE = 2
+KNOWN_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, CheckpointError, CrystalError,
+                DatasetError, FormulaError)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got '{text}'")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m diffusion", description="Diffusion models for periodic crystals.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model (resumable)")
+    t.add_argument("--data", nargs="+", required=True, help="CDVAE-format CSV file(s) or a folder of CIFs")
+    t.add_argument("--out", required=True, help="checkpoint to write, e.g. checkpoints/perov_5.pt")
+    t.add_argument("--task", choices=("csp", "gen"), default="csp")
+    t.add_argument("--property", dest="property_name", default=None, help="property column to condition on")
+    t.add_argument("--space-group", dest="use_space_group", action="store_true", help="condition on spacegroup.number")
+    t.add_argument("--val-fraction", type=finite_float, default=0.1)
+    t.add_argument("--split-seed", type=nonnegative_int, default=0)
+    t.add_argument("--max-atoms", type=positive_int, default=20)
+    t.add_argument("--hidden", type=positive_int, default=256)
+    t.add_argument("--layers", type=positive_int, default=4)
+    t.add_argument("--frequencies", type=positive_int, default=32)
+    t.add_argument("--num-steps", type=positive_int, default=1000, help="diffusion steps T")
+    t.add_argument("--schedule", default="cosine")
+    t.add_argument("--batch-size", type=positive_int, default=256)
+    t.add_argument("--lr", type=finite_float, default=1e-3)
+    t.add_argument("--max-steps", type=positive_int, default=10_000)
+    t.add_argument("--max-minutes", type=finite_float, default=0.0, help="stop (and save) after this wall time")
+    t.add_argument("--checkpoint-every", type=positive_int, default=200)
+    t.add_argument("--val-every", type=positive_int, default=200)
+    t.add_argument("--seed", type=nonnegative_int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
+    t.add_argument("--run-dir", default="", help="where the resumable training state lives (default runs/<name>)")
+    t.add_argument("--quiet", action="store_true")
+
+    s = sub.add_parser("sample", help="generate structures and write CIFs")
+    s.add_argument("--checkpoint", required=True, help="shipped name (e.g. perov_5) or path to a .pt file")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--composition", help="formula of the cell, e.g. SrTiO3 or Ti2O4")
+    what.add_argument("--from-csv", help="predict every row's structure from its composition")
+    what.add_argument("--num-atoms", type=positive_int, help="atoms per cell (ab initio models)")
+    what.add_argument("--random-num-atoms", action="store_true", help="draw atoms per cell from the training data (ab initio)")
+    s.add_argument("--limit", type=positive_int, default=None, help="with --from-csv: first N rows")
+    s.add_argument("--num-samples", type=positive_int, default=1)
+    s.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default="ddpm")
+    s.add_argument("--steps", type=positive_int, default=None, help="network evaluations (default: all T)")
+    s.add_argument("--step-lr", type=finite_float, default=5e-7, help="predictor-corrector Langevin step size")
+    s.add_argument("--seed", type=nonnegative_int, default=0)
+    s.add_argument("--space-group", default=None, help="1-230, or 'csv' to take each row's spacegroup.number")
+    s.add_argument("--property", dest="prop", type=finite_float, default=None, help="target property value")
+    s.add_argument("--guidance", type=finite_float, default=0.0, help="classifier-free guidance weight w")
+    s.add_argument("--batch-size", type=positive_int, default=64, help="crystals per sampling batch")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=positive_int, default=None)
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--trajectory", action="store_true", help="also write a multi-frame extended XYZ per sample")
+
+    e = sub.add_parser("evaluate", help="score samples with the field's standard metrics")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", required=True, help="reference CSV (ground truth for CSP)")
+    e.add_argument("--split", choices=("val", "all"), default="val",
+                   help="'val': the checkpoint's own validation split of --data; 'all': every row")
+    e.add_argument("--limit", type=positive_int, default=None)
+    e.add_argument("--num-samples", type=positive_int, default=1, help="samples per structure (k for best-of-k)")
+    e.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default="ddpm")
+    e.add_argument("--steps", type=positive_int, default=None)
+    e.add_argument("--step-lr", type=finite_float, default=5e-7)
+    e.add_argument("--space-group", choices=("none", "csv"), default="none")
+    e.add_argument("--guidance", type=finite_float, default=0.0)
+    e.add_argument("--seed", type=nonnegative_int, default=0)
+    e.add_argument("--batch-size", type=positive_int, default=128)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--threads", type=positive_int, default=None)
+    e.add_argument("--json", default=None, help="write the metrics to this file")
+    e.add_argument("--update-card", action="store_true", help="store the metrics in the checkpoint's model card")
+
+    d = sub.add_parser("download", help="fetch the public CDVAE/DiffCSP CSV files")
+    d.add_argument("name", choices=("perov_5", "carbon_24", "mp_20"))
+    d.add_argument("--dest", default="data")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if getattr(args, "threads", None):
+            import torch
+            torch.set_num_threads(args.threads)
+        from . import commands
+        return getattr(commands, f"run_{args.command}")(args, "python -m diffusion " + shlex.join(argv))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except KNOWN_ERRORS as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE

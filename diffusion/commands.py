@@ -1,0 +1,135 @@
+"""What each CLI subcommand does (argument parsing lives in cli.py)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .api import MAX_ATOMS, check_composition, check_space_group, sample_num_atoms
+from .checkpoints import load_model
+from .data import load_csv
+from .device import resolve_device
+from .sampling import SampleRequest, SamplingConfig, sample
+
+
+def run_train(args, command: str) -> int:
+    from .train import TrainConfig, train
+
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{k: (tuple(v) if k == "data" else v) for k, v in vars(args).items() if k in fields})
+    resolve_device(config.device)
+    result = train(config, command=command, progress=not args.quiet)
+    print(f"step {result.step} ({result.epoch:.1f} epochs), train loss {result.train_loss:.4f}, "
+          f"val loss {result.val_loss:.4f}, {result.wall_seconds:.0f} s in total -> {config.out}")
+    return 0
+
+
+def _progress_bar(total: int, desc: str):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, mininterval=1)
+
+
+def _space_groups(args, rows) -> list[int] | None:
+    if args.space_group is None:
+        return None
+    if args.space_group == "csv":
+        if rows is None:
+            raise ValueError("--space-group csv only works with --from-csv")
+        missing = [c.material_id for c in rows if not c.space_group]
+        if missing:
+            raise ValueError(f"rows without spacegroup.number: {', '.join(missing[:5])}")
+        return [c.space_group for c in rows]
+    try:
+        number = int(args.space_group)
+    except ValueError:
+        raise ValueError(f"--space-group must be a number 1-230 or 'csv', got '{args.space_group}'") from None
+    return [number] * (len(rows) if rows is not None else args.num_samples)
+
+
+def run_sample(args, command: str) -> int:
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, device)
+    config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
+                            record="all" if args.trajectory else "final")
+    config.validate(model.num_steps)
+    rows = None
+    names: list[str]
+    if args.from_csv:
+        if model.process.task != "csp":
+            raise ValueError("--from-csv needs a structure-prediction (csp) model")
+        rows = load_csv(args.from_csv).crystals[: args.limit]
+        atoms = [tuple(c.atomic_numbers.tolist()) for c in rows]
+        known = set(model.normalization.elements)
+        keep = [i for i, a in enumerate(atoms) if not known or set(a) <= known]
+        if len(keep) < len(rows):
+            print(f"skipping {len(rows) - len(keep)} rows with elements the model does not know", file=sys.stderr)
+        rows, atoms = [rows[i] for i in keep], [atoms[i] for i in keep]
+        names = [c.material_id for c in rows]
+        seeds = [args.seed + i for i in range(len(rows))]
+    elif args.composition:
+        if model.process.task != "csp":
+            raise ValueError("this is an ab initio model: use --num-atoms instead of --composition")
+        numbers = tuple(check_composition(model, args.composition))
+        atoms = [numbers] * args.num_samples
+        names = [f"sample_{i:03d}" for i in range(args.num_samples)]
+        seeds = [args.seed + i for i in range(args.num_samples)]
+    else:
+        if model.process.task != "gen":
+            raise ValueError("this model predicts structures from a composition: use --composition")
+        if args.num_atoms is not None and args.num_atoms > MAX_ATOMS:
+            raise ValueError(f"--num-atoms must be at most {MAX_ATOMS}")
+        counts = ([args.num_atoms] * args.num_samples if args.num_atoms
+                  else sample_num_atoms(model, args.num_samples, torch.Generator().manual_seed(args.seed)))
+        atoms = [None] * args.num_samples
+        names = [f"sample_{i:03d}" for i in range(args.num_samples)]
+        seeds = [args.seed + i for i in range(args.num_samples)]
+    groups = _space_groups(args, rows)
+    for g in set(groups or []):
+        check_space_group(model, g)
+    if args.prop is not None and not model.model_config.use_property:
+        raise ValueError("this model was not trained with a property condition (--property)")
+    if not names:
+        raise ValueError("nothing to sample")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = _progress_bar(len(names), "sampling")
+    for start in range(0, len(names), args.batch_size):
+        chunk = slice(start, start + args.batch_size)
+        n = len(names[chunk])
+        request = SampleRequest(
+            num_atoms=tuple(len(a) if a is not None else args.num_atoms or counts[start + i] for i, a in enumerate(atoms[chunk])),
+            seeds=tuple(seeds[chunk]),
+            atomic_numbers=tuple(atoms[chunk]) if model.process.task == "csp" else None,
+            prop=None if args.prop is None else (args.prop,) * n,
+            space_group=None if groups is None else tuple(groups[chunk]))
+        trajectory = sample(model, request, config)
+        for i, name in enumerate(names[chunk]):
+            structure = trajectory.structure(frame=trajectory.num_frames - 1, crystal=i)
+            structure.to(filename=str(out / f"{name}.cif"))
+            if args.trajectory:
+                (out / f"{name}.extxyz").write_text(trajectory.to_extxyz(i))
+        bar.update(n)
+    bar.close()
+    print(f"wrote {len(names)} structure(s) to {out}/")
+    return 0
+
+
+def run_evaluate(args, command: str) -> int:
+    from .evaluation import evaluate_checkpoint
+
+    results = evaluate_checkpoint(args, command)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    return 0
+
+
+def run_download(args, command: str) -> int:
+    from .data import download
+
+    for path in download(args.name, args.dest):
+        print(path)
+    return 0

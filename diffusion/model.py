@@ -1,0 +1,172 @@
+"""The periodic denoiser: a DiffCSP-style message-passing network (Jiao et al., ICML 2023).
+
+Symmetries built in (checked numerically in tests/test_model.py):
+- atom permutation: per-atom outputs permute with the atoms, crystal outputs are unchanged;
+- rotation of the lattice L -> L R^T: only the Gram matrix L L^T enters, so coordinate
+  and type outputs are unchanged and the lattice output O = H L rotates with L;
+- periodic translation and choice of image: only sin/cos Fourier features of the
+  fractional differences f_j - f_i enter.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .corruption import NUM_TYPE_CLASSES
+from .crystal import fully_connected_edges
+
+NUM_SPACE_GROUPS = 230
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Architecture hyper-parameters (stored in every checkpoint)."""
+
+    hidden: int = 256
+    layers: int = 4
+    frequencies: int = 32
+    time_dim: int = 128
+    predict_types: bool = False      # the ab initio ("gen") task also denoises atom types
+    use_property: bool = False       # scalar property condition (classifier-free guidance)
+    use_space_group: bool = False    # space-group condition (classifier-free guidance)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DenoiserConfig":
+        names = set(cls.__dataclass_fields__)
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class DenoiserOutput:
+    """lattice: (B, 3, 3) equivariant output O = H L~ (H invariant);
+    coord_score: (N, 3) normalized score of the fractional coordinates;
+    type_logits: (N, 101) logits of the clean type (MASK + Z=1..100), or None for CSP."""
+
+    lattice: torch.Tensor
+    coord_score: torch.Tensor
+    type_logits: torch.Tensor | None
+
+
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """(B,) steps (any float scale) -> (B, dim) sin/cos features (Vaswani et al. 2017)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float().unsqueeze(-1) * freqs
+    return torch.cat([torch.sin(angles), torch.cos(angles)], -1)
+
+
+def fourier_features(diff: torch.Tensor, frequencies: int) -> torch.Tensor:
+    """(E, 3) fractional differences -> (E, 6K) sin/cos(2 pi k d), k = 1..K; periodic in d."""
+    k = torch.arange(1, frequencies + 1, device=diff.device, dtype=diff.dtype)
+    angles = 2 * math.pi * diff.unsqueeze(-1) * k
+    return torch.cat([torch.sin(angles), torch.cos(angles)], -1).flatten(1)
+
+
+def mean_over_index(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Segment mean: (E, D) values grouped by (E,) index -> (size, D)."""
+    total = values.new_zeros(size, values.shape[-1]).index_add_(0, index, values)
+    count = torch.bincount(index, minlength=size).clamp(min=1).unsqueeze(-1).to(values.dtype)
+    return total / count
+
+
+class MessageLayer(nn.Module):
+    """Pre-norm residual message passing over all atom pairs of each crystal.
+
+    The edge MLP's first linear map on [h_i, h_j, e_ij] is split into per-node projections
+    gathered onto edges, which is the same function at a fraction of the cost.
+    """
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.src_proj = nn.Linear(hidden, hidden)
+        self.dst_proj = nn.Linear(hidden, hidden, bias=False)
+        self.edge_mlp = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
+        self.node_mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+
+    def forward(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_term: torch.Tensor) -> torch.Tensor:
+        """h: (N, H); src, dst: (E,); edge_term: (E, H) this layer's projection of edge features."""
+        hn = self.norm(h)
+        messages = self.edge_mlp(self.src_proj(hn)[src] + self.dst_proj(hn)[dst] + edge_term)
+        aggregated = mean_over_index(messages, src, h.shape[0])
+        return h + self.node_mlp(torch.cat([hn, aggregated], -1))
+
+
+class CrystalDenoiser(nn.Module):
+    """phi(A_t, F_t, L~_t, t, conditions) -> (lattice output, coordinate score, type logits)."""
+
+    def __init__(self, config: DenoiserConfig):
+        super().__init__()
+        self.config = config
+        h = config.hidden
+        self.type_embedding = nn.Embedding(NUM_TYPE_CLASSES, h)
+        self.time_mlp = nn.Sequential(nn.Linear(config.time_dim, h), nn.SiLU(), nn.Linear(h, h))
+        # crystal-level context: time + log N + conditions, added to every atom
+        self.size_proj = nn.Linear(1, h)
+        if config.use_property:
+            self.property_mlp = nn.Sequential(nn.Linear(1, h), nn.SiLU(), nn.Linear(h, h))
+            self.property_null = nn.Parameter(torch.zeros(h))
+        if config.use_space_group:
+            self.space_group_embedding = nn.Embedding(NUM_SPACE_GROUPS + 1, h)  # 0 = "none"
+        self.edge_feature_dim = 6 * config.frequencies
+        self.edge_proj = nn.Linear(self.edge_feature_dim, config.layers * h, bias=False)
+        self.gram_proj = nn.Linear(9, config.layers * h)
+        self.layers = nn.ModuleList([MessageLayer(h) for _ in range(config.layers)])
+        self.out_norm = nn.LayerNorm(h)
+        self.coord_head = nn.Linear(h, 3, bias=False)
+        self.lattice_head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 9))
+        self.type_head = nn.Linear(h, NUM_TYPE_CLASSES) if config.predict_types else None
+
+    def context(self, t: torch.Tensor, num_atoms: torch.Tensor, prop: torch.Tensor | None,
+                space_group: torch.Tensor | None) -> torch.Tensor:
+        """(B, H) crystal-level context vector. prop: (B,) normalized, NaN = dropped; space_group: (B,) 0 = none."""
+        ctx = self.time_mlp(sinusoidal_embedding(t, self.config.time_dim))
+        ctx = ctx + self.size_proj(torch.log(num_atoms.float()).unsqueeze(-1))
+        if self.config.use_property:
+            if prop is None:
+                prop = torch.full_like(t, math.nan, dtype=torch.float32)
+            missing = torch.isnan(prop).unsqueeze(-1)
+            embedded = self.property_mlp(torch.nan_to_num(prop.float()).unsqueeze(-1))
+            ctx = ctx + torch.where(missing, self.property_null.expand_as(embedded), embedded)
+        if self.config.use_space_group:
+            if space_group is None:
+                space_group = torch.zeros_like(num_atoms)
+            ctx = ctx + self.space_group_embedding(space_group)
+        return ctx
+
+    def forward(self, types: torch.Tensor, frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor,
+                batch: torch.Tensor, t: torch.Tensor, prop: torch.Tensor | None = None,
+                space_group: torch.Tensor | None = None) -> DenoiserOutput:
+        """Args:
+            types: (N,) atom classes (0 = MASK, else Z); frac: (N, 3) in [0, 1);
+            lattice: (B, 3, 3) normalized lattice L~ (rows are vectors, dimensionless);
+            num_atoms: (B,); batch: (N,) crystal of each atom; t: (B,) steps;
+            prop: (B,) normalized property or NaN; space_group: (B,) 0..230.
+        """
+        src, dst = fully_connected_edges(num_atoms)
+        edge_crystal = batch[src]
+        B, H, K = num_atoms.shape[0], self.config.hidden, self.config.layers
+        gram = (lattice @ lattice.transpose(-1, -2)).reshape(B, 9)
+        edge_terms = (self.edge_proj(fourier_features(frac[dst] - frac[src], self.config.frequencies))
+                      + self.gram_proj(gram)[edge_crystal]).view(-1, K, H)
+        h = self.type_embedding(types) + self.context(t, num_atoms, prop, space_group)[batch]
+        for k, layer in enumerate(self.layers):
+            h = layer(h, src, dst, edge_terms[:, k])
+        h = self.out_norm(h)
+        pooled = mean_over_index(h, batch, B)
+        lattice_out = self.lattice_head(pooled).view(B, 3, 3) @ lattice
+        type_logits = self.type_head(h) if self.type_head is not None else None
+        return DenoiserOutput(lattice_out, self.coord_head(h), type_logits)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

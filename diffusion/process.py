@@ -1,0 +1,189 @@
+"""The diffusion model: a denoiser plus the schedules and statistics that define its process.
+
+``CrystalDiffusion`` owns every per-step constant as a buffer (so ``.to(device)`` and
+``state_dict`` just work), maps network outputs to the quantities of each field's
+process (``predict``), and defines the training objective (``loss``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .corruption import (MASK, LatticeStats, lattice_scale, lattice_to_latent, latent_to_lattice, q_sample,
+                         q_sample_coords, q_sample_types, score_norm, sym_to_vec6, wrapped_normal_score)
+from .crystal import CrystalBatch
+from .model import CrystalDenoiser, DenoiserConfig
+from .schedules import make_schedule
+
+Task = Literal["csp", "gen"]
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """The forward process and conditioning (stored in every checkpoint)."""
+
+    task: Task = "csp"
+    num_steps: int = 1000
+    schedule: str = "cosine"
+    sigma_min: float = 0.005
+    sigma_max: float = 0.5
+    property_name: str | None = None
+    use_space_group: bool = False
+    type_loss_weight: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ProcessConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown process config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Data statistics the model needs at sampling time (stored in every checkpoint)."""
+
+    lattice: LatticeStats
+    property_mean: float = 0.0
+    property_std: float = 1.0
+    elements: tuple[int, ...] = ()
+    max_atoms: int = 20
+    num_atoms_counts: tuple[int, ...] = ()   # histogram of atoms per cell, index = N
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lattice"] = self.lattice.to_dict()
+        d["elements"], d["num_atoms_counts"] = list(self.elements), list(self.num_atoms_counts)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalization":
+        return cls(LatticeStats.from_dict(d["lattice"]), float(d["property_mean"]), float(d["property_std"]),
+                   tuple(int(z) for z in d["elements"]), int(d["max_atoms"]), tuple(int(c) for c in d["num_atoms_counts"]))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Model outputs at step t, translated into each process's variables.
+
+    lattice_eps: (B, 6) predicted noise of the lattice latent;
+    coord_score: (N, 3) predicted score d/dF log p(F_t) (unnormalized);
+    type_logits: (N, 101) or None.
+    """
+
+    lattice_eps: torch.Tensor
+    coord_score: torch.Tensor
+    type_logits: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    total: torch.Tensor
+    lattice: torch.Tensor
+    coords: torch.Tensor
+    types: torch.Tensor
+
+
+class CrystalDiffusion(nn.Module):
+    def __init__(self, model_config: DenoiserConfig, process: ProcessConfig, normalization: Normalization):
+        super().__init__()
+        if process.task == "gen" and not model_config.predict_types:
+            raise ValueError("the 'gen' task needs a denoiser with predict_types=True")
+        self.model_config, self.process, self.normalization = model_config, process, normalization
+        self.denoiser = CrystalDenoiser(model_config)
+        schedule = make_schedule(process.schedule, process.num_steps, process.sigma_min, process.sigma_max)
+        self.schedule = schedule
+        for name in ("beta", "alpha", "abar", "sigma"):
+            self.register_buffer(name, getattr(schedule, name).float(), persistent=False)
+        norm = torch.cat([torch.ones(1, dtype=torch.float64), score_norm(schedule.sigma[1:])])
+        self.register_buffer("score_norm", norm.float(), persistent=False)
+
+    @property
+    def num_steps(self) -> int:
+        return self.process.num_steps
+
+    @property
+    def device(self) -> torch.device:
+        return self.abar.device
+
+    # -- conversions ---------------------------------------------------------------------
+    def lattice_latent(self, lattice: torch.Tensor, num_atoms: torch.Tensor) -> torch.Tensor:
+        return lattice_to_latent(lattice, num_atoms, self.normalization.lattice)
+
+    def lattice_from_latent(self, x: torch.Tensor, num_atoms: torch.Tensor) -> torch.Tensor:
+        return latent_to_lattice(x, num_atoms, self.normalization.lattice)
+
+    def normalize_property(self, value: torch.Tensor) -> torch.Tensor:
+        return (value - self.normalization.property_mean) / self.normalization.property_std
+
+    # -- the network -----------------------------------------------------------------------
+    def predict(self, types: torch.Tensor, frac: torch.Tensor, x: torch.Tensor, num_atoms: torch.Tensor,
+                batch: torch.Tensor, t: torch.Tensor, prop: torch.Tensor | None = None,
+                space_group: torch.Tensor | None = None) -> Prediction:
+        """Evaluate the denoiser at state (types (N,), frac (N, 3), lattice latent x (B, 6)) and steps t (B,).
+
+        prop is the *normalized* property (B,) with NaN meaning "no condition".
+        """
+        eps, normalized_score, logits = self._network(types, frac, x, num_atoms, batch, t, prop, space_group)
+        return Prediction(eps, normalized_score * self.score_norm[t][batch].sqrt().unsqueeze(-1), logits)
+
+    def _network(self, types, frac, x, num_atoms, batch, t, prop, space_group):
+        """Raw network outputs: (B, 6) lattice eps, (N, 3) normalized score, logits or None."""
+        out = self.denoiser(types, frac, self._normalized(x, num_atoms), num_atoms, batch, t,
+                            prop if self.model_config.use_property else None,
+                            space_group if self.model_config.use_space_group else None)
+        eps = sym_to_vec6(0.5 * (out.lattice + out.lattice.transpose(-1, -2)))
+        return eps, out.coord_score, out.type_logits
+
+    # -- training objective -----------------------------------------------------------------
+    def loss(self, batch: CrystalBatch, generator: torch.Generator | None = None, drop_probability: float = 0.1) -> LossTerms:
+        """Denoising loss on a clean batch: lattice eps-MSE + normalized-score MSE (+ masked-type CE)."""
+        device, B, N = batch.device, batch.num_crystals, batch.frac_coords.shape[0]
+        t = torch.randint(1, self.num_steps + 1, (B,), device=device, generator=generator)
+        x0 = self.lattice_latent(batch.lattice, batch.num_atoms)
+        eps = torch.randn(x0.shape, device=device, generator=generator)
+        x_t = q_sample(x0, t, eps, self.abar)
+        t_atom = t[batch.batch]
+        sigma = self.sigma[t_atom].unsqueeze(-1)
+        noise = torch.randn(batch.frac_coords.shape, device=device, generator=generator)
+        frac_t = q_sample_coords(batch.frac_coords, sigma, noise)
+        target_score = wrapped_normal_score(sigma * noise, sigma) / self.score_norm[t_atom].sqrt().unsqueeze(-1)
+        types = batch.atomic_numbers
+        if self.process.task == "gen":
+            types = q_sample_types(types, t_atom, self.num_steps, torch.rand(N, device=device, generator=generator))
+        prop = self.normalize_property(batch.prop) if self.model_config.use_property else None
+        space_group = batch.space_group if self.model_config.use_space_group else None
+        if prop is not None:  # classifier-free guidance: learn the unconditional model too
+            drop = torch.rand(B, device=device, generator=generator) < drop_probability
+            prop = torch.where(drop, torch.full_like(prop, math.nan), prop)
+        if space_group is not None:
+            drop = torch.rand(B, device=device, generator=generator) < drop_probability
+            space_group = torch.where(drop, torch.zeros_like(space_group), space_group)
+        eps_hat, score_hat, logits = self._network(types, frac_t, x_t, batch.num_atoms, batch.batch, t, prop, space_group)
+        lattice_loss = F.mse_loss(eps_hat, eps)
+        coord_loss = F.mse_loss(score_hat, target_score)
+        type_loss = torch.zeros((), device=device)
+        if logits is not None:
+            masked = types == MASK
+            if masked.any():
+                type_loss = F.cross_entropy(logits[masked], batch.atomic_numbers[masked])
+        total = lattice_loss + coord_loss + self.process.type_loss_weight * type_loss
+        return LossTerms(total, lattice_loss.detach(), coord_loss.detach(), type_loss.detach())
+
+    def forward(self, batch: CrystalBatch, generator: torch.Generator | None = None,
+                drop_probability: float = 0.1) -> LossTerms:
+        """The training loss (``forward`` so that DistributedDataParallel can wrap the model)."""
+        return self.loss(batch, generator, drop_probability)
+
+    def _normalized(self, x: torch.Tensor, num_atoms: torch.Tensor) -> torch.Tensor:
+        """(B, 6) latent -> (B, 3, 3) dimensionless lattice L~ = L / (c N^(1/3)) fed to the network."""
+        lattice = self.lattice_from_latent(x, num_atoms)
+        return lattice / lattice_scale(num_atoms, self.normalization.lattice.length_per_atom).view(-1, 1, 1).float()

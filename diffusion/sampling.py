@@ -1,0 +1,268 @@
+"""Reverse processes (samplers). Each returns a ``Trajectory``.
+
+Notation as in ``schedules.py``; ``s`` is the step after ``t`` on the (possibly strided)
+grid T = t_0 > t_1 > ... > 0. With ``steps == T`` the grid is every step and s = t - 1.
+
+ddpm  Lattice: ancestral DDPM (Ho et al. 2020, Algorithm 2):
+          x_s = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps_hat) + sqrt(beta_t) z,
+      written in the equivalent posterior-mean form with x0_hat clipped to the data range
+      (the last cosine beta is ~1, so unclipped the first step amplifies eps errors ~30x).
+      Coordinates: ancestral step of the variance-exploding wrapped normal
+          F_s = w(F_t + (sigma_t^2 - sigma_s^2) score + sqrt((sigma_t^2 - sigma_s^2) sigma_s^2 / sigma_t^2) z).
+pc    ddpm preceded by one Langevin corrector step on F at level t (DiffCSP, Algorithm 2):
+          F <- w(F + gamma score + sqrt(2 gamma) z),  gamma = step_lr (sigma_t / sigma_1)^2.
+ddim  Deterministic: DDIM for the lattice (Song et al. 2021, eta = 0) and the probability-flow
+      ODE for the coordinates, F_s = w(F_t + (sigma_t^2 - sigma_s^2) score / 2). Few steps.
+Types (ab initio): absorbing diffusion; a masked atom is revealed between t and s with
+      probability (m_t - m_s) / m_t, m_t = t / T, drawn from the model's p(type | x_t).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import torch
+
+from .corruption import MASK, NUM_TYPE_CLASSES, wrap
+from .geometry import min_distances, volumes
+from .process import CrystalDiffusion, Prediction
+from .trajectory import Trajectory
+
+SamplerName = Literal["ddpm", "pc", "ddim"]
+SAMPLERS: tuple[str, ...] = ("ddpm", "pc", "ddim")
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to run the reverse process.
+
+    steps: network-evaluation steps on a strided grid (None = all T steps).
+    guidance: classifier-free guidance weight w: eps = (1 + w) eps(c) - w eps(none).
+    record: "all" keeps every ``record_stride``-th frame, "final" only the sample.
+    """
+
+    sampler: SamplerName = "ddpm"
+    steps: int | None = None
+    guidance: float = 0.0
+    step_lr: float = 5e-7
+    record: Literal["all", "final"] = "all"
+    record_stride: int = 1
+    lattice_clip: float = 5.0
+
+    def validate(self, num_steps: int) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{self.sampler}'; choose one of {', '.join(SAMPLERS)}")
+        if self.steps is not None and not 1 <= self.steps <= num_steps:
+            raise ValueError(f"steps must be between 1 and the model's T = {num_steps}, got {self.steps}")
+        if not math.isfinite(self.guidance) or not -1.0 <= self.guidance <= 20.0:
+            raise ValueError(f"guidance must be a number in [-1, 20], got {self.guidance}")
+        if self.record_stride < 1:
+            raise ValueError("record_stride must be >= 1")
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What to generate: one entry per crystal.
+
+    num_atoms: atoms per crystal; atomic_numbers: the composition of each crystal (CSP) or
+    None (ab initio); prop: target property in data units (None = unconditional);
+    space_group: 1..230 per crystal (None = unconditional); seeds: one per crystal, so a
+    crystal's trajectory does not depend on what else is in the batch.
+    """
+
+    num_atoms: tuple[int, ...]
+    seeds: tuple[int, ...]
+    atomic_numbers: tuple[tuple[int, ...], ...] | None = None
+    prop: tuple[float, ...] | None = None
+    space_group: tuple[int, ...] | None = None
+
+
+def step_grid(num_steps: int, steps: int | None) -> list[int]:
+    """Descending steps T = t_0 > ... > t_{S-1} >= 1 evenly spread; sampling then ends at 0."""
+    if steps is None or steps >= num_steps:
+        return list(range(num_steps, 0, -1))
+    grid = torch.linspace(num_steps, 1, steps).round().long().tolist()
+    return sorted(set(grid), reverse=True)
+
+
+class CrystalNoise:
+    """Independent random streams per crystal (one ``torch.Generator`` each)."""
+
+    def __init__(self, seeds: tuple[int, ...], num_atoms: list[int], device: torch.device):
+        self.generators = [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        self.num_atoms, self.device = num_atoms, device
+
+    def lattice(self) -> torch.Tensor:
+        return torch.cat([torch.randn(1, 6, generator=g, device=self.device) for g in self.generators])
+
+    def coords(self) -> torch.Tensor:
+        return torch.cat([torch.randn(n, 3, generator=g, device=self.device) for g, n in zip(self.generators, self.num_atoms)])
+
+    def uniform_coords(self) -> torch.Tensor:
+        return torch.cat([torch.rand(n, 3, generator=g, device=self.device) for g, n in zip(self.generators, self.num_atoms)])
+
+    def uniform_atoms(self) -> torch.Tensor:
+        return torch.cat([torch.rand(n, generator=g, device=self.device) for g, n in zip(self.generators, self.num_atoms)])
+
+    def categorical(self, probs: torch.Tensor) -> torch.Tensor:
+        """One draw per row of (N, C) probabilities, each crystal from its own stream."""
+        out, start = [], 0
+        for g, n in zip(self.generators, self.num_atoms):
+            out.append(torch.multinomial(probs[start:start + n], 1, generator=g).squeeze(-1))
+            start += n
+        return torch.cat(out)
+
+
+class _Recorder:
+    """Collects frames on the device; moved to the CPU once at the end."""
+
+    def __init__(self):
+        self.frames: list[dict[str, torch.Tensor]] = []
+
+    def add(self, **tensors: torch.Tensor) -> None:
+        self.frames.append({k: v.detach().clone() for k, v in tensors.items()})
+
+    def stacked(self, key: str) -> torch.Tensor:
+        return torch.stack([f[key] for f in self.frames]).cpu()
+
+
+def _guided(model: CrystalDiffusion, types, frac, x, num_atoms, batch, t, prop, space_group, w: float) -> Prediction:
+    """Classifier-free guidance: (1 + w) * conditional - w * unconditional, in one doubled batch."""
+    conditional = prop is not None or space_group is not None
+    if w == 0.0 or not conditional:
+        return model.predict(types, frac, x, num_atoms, batch, t, prop, space_group)
+    B = num_atoms.shape[0]
+    none_prop = None if prop is None else torch.full_like(prop, math.nan)
+    none_sg = None if space_group is None else torch.zeros_like(space_group)
+    cat = lambda a, b: None if a is None else torch.cat([a, b])
+    pred = model.predict(torch.cat([types, types]), torch.cat([frac, frac]), torch.cat([x, x]),
+                         torch.cat([num_atoms, num_atoms]), torch.cat([batch, batch + B]), torch.cat([t, t]),
+                         cat(prop, none_prop), cat(space_group, none_sg))
+    mix = lambda v, n: (1 + w) * v[:n] - w * v[n:]
+    n_atoms = types.shape[0]
+    logits = None if pred.type_logits is None else mix(pred.type_logits, n_atoms)
+    return Prediction(mix(pred.lattice_eps, B), mix(pred.coord_score, n_atoms), logits)
+
+
+def _validate_request(model: CrystalDiffusion, request: SampleRequest) -> None:
+    B = len(request.num_atoms)
+    if B == 0:
+        raise ValueError("nothing to sample: num_atoms is empty")
+    if len(request.seeds) != B:
+        raise ValueError("give one seed per crystal")
+    if any(n < 1 for n in request.num_atoms):
+        raise ValueError("every crystal needs at least one atom")
+    if model.process.task == "csp":
+        if request.atomic_numbers is None:
+            raise ValueError("this model predicts structures from a composition: give the atoms of each crystal")
+        if [len(a) for a in request.atomic_numbers] != list(request.num_atoms):
+            raise ValueError("atomic_numbers and num_atoms disagree")
+    elif request.atomic_numbers is not None:
+        raise ValueError("this is an ab initio model: it generates the atom types itself; give only the number of atoms")
+    if request.prop is not None and not model.model_config.use_property:
+        raise ValueError("this model was not trained with a property condition")
+    if request.space_group is not None and not model.model_config.use_space_group:
+        raise ValueError("this model was not trained with a space-group condition")
+
+
+@torch.inference_mode()
+def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConfig = SamplingConfig(),
+           progress: ProgressCallback | None = None) -> Trajectory:
+    """Run the reverse process for every crystal of the request on the model's device."""
+    config.validate(model.num_steps)
+    _validate_request(model, request)
+    device = model.device
+    counts = list(request.num_atoms)
+    num_atoms = torch.tensor(counts, device=device)
+    B = len(counts)
+    batch = torch.repeat_interleave(torch.arange(B, device=device), num_atoms)
+    noise = CrystalNoise(request.seeds, counts, device)
+    prop = None
+    if request.prop is not None:
+        prop = model.normalize_property(torch.tensor(request.prop, dtype=torch.float32, device=device))
+    space_group = None if request.space_group is None else torch.tensor(request.space_group, device=device)
+
+    gen = model.process.task == "gen"
+    if gen:
+        types = torch.full((int(num_atoms.sum()),), MASK, dtype=torch.long, device=device)
+        allowed = torch.zeros(NUM_TYPE_CLASSES, dtype=torch.bool, device=device)
+        allowed[list(model.normalization.elements) or list(range(1, NUM_TYPE_CLASSES))] = True
+    else:
+        types = torch.tensor([z for atoms in request.atomic_numbers for z in atoms], dtype=torch.long, device=device)
+    # prior: lattice latent N(0, I), coordinates uniform on the torus, types all masked
+    x = noise.lattice()
+    frac = noise.uniform_coords()
+
+    grid = step_grid(model.num_steps, config.steps)
+    pairs = list(zip(grid, grid[1:] + [0]))
+    total = len(pairs)
+    recorder = _Recorder()
+    sigma_1 = model.sigma[1]
+    for i, (t, s) in enumerate(pairs):
+        tt = torch.full((B,), t, dtype=torch.long, device=device)
+        sigma_t, sigma_s = model.sigma[t], model.sigma[s]
+        if config.sampler == "pc":
+            pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance)
+            gamma = config.step_lr * (sigma_t / sigma_1) ** 2
+            frac = wrap(frac + gamma * pred.coord_score + torch.sqrt(2 * gamma) * noise.coords())
+        pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance)
+
+        abar_t, abar_s = model.abar[t], model.abar[s]
+        x0 = ((x - (1 - abar_t).sqrt() * pred.lattice_eps) / abar_t.sqrt()).clamp(-config.lattice_clip, config.lattice_clip)
+        d2 = sigma_t ** 2 - sigma_s ** 2
+        frac0 = wrap(frac + sigma_t ** 2 * pred.coord_score)  # Tweedie's estimate of F_0
+        probs = None
+        if gen:
+            logits = pred.type_logits.masked_fill(~allowed, float("-inf"))
+            probs = torch.softmax(logits, -1)
+        if config.record == "all" and i % config.record_stride == 0:
+            lattice = model.lattice_from_latent(x, num_atoms)
+            recorder.add(t=tt[:1], lattice=lattice, frac=frac, types=types,
+                         probs=probs if gen else torch.zeros(0, device=device),
+                         pred_lattice=model.lattice_from_latent(x0, num_atoms), pred_frac=frac0,
+                         eps_norm=pred.lattice_eps.norm(dim=-1),
+                         score_norm=_rms_per_crystal(pred.coord_score / model.score_norm[t].sqrt(), batch, B),
+                         min_dist=min_distances(frac, lattice, num_atoms, batch), volume=volumes(lattice))
+
+        if config.sampler == "ddim":
+            eps = (x - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()
+            x = abar_s.sqrt() * x0 + (1 - abar_s).sqrt() * eps
+            frac = wrap(frac + 0.5 * d2 * pred.coord_score)
+        else:
+            alpha_ts = abar_t / abar_s
+            beta_ts = 1 - alpha_ts
+            mean = (abar_s.sqrt() * beta_ts / (1 - abar_t)) * x0 + (alpha_ts.sqrt() * (1 - abar_s) / (1 - abar_t)) * x
+            x = mean + beta_ts.sqrt() * noise.lattice() if s > 0 else mean
+            frac_noise = noise.coords()
+            frac = wrap(frac + d2 * pred.coord_score + torch.sqrt(d2 * sigma_s ** 2 / sigma_t ** 2) * frac_noise)
+        if gen:
+            reveal = noise.uniform_atoms() < (t - s) / t
+            drawn = noise.categorical(probs)
+            types = torch.where((types == MASK) & reveal, drawn, types)
+        if progress is not None:
+            progress(i + 1, total)
+
+    lattice = model.lattice_from_latent(x, num_atoms)
+    nan = torch.full((B,), math.nan, device=device)
+    final_probs = torch.nn.functional.one_hot(types, NUM_TYPE_CLASSES).float() if gen else torch.zeros(0, device=device)
+    recorder.add(t=torch.zeros(1, dtype=torch.long, device=device), lattice=lattice, frac=frac, types=types,
+                 probs=final_probs, pred_lattice=lattice, pred_frac=frac, eps_norm=nan, score_norm=nan,
+                 min_dist=min_distances(frac, lattice, num_atoms, batch), volume=volumes(lattice))
+    return Trajectory(
+        timesteps=recorder.stacked("t").view(-1), num_atoms=num_atoms.cpu(),
+        lattice=recorder.stacked("lattice"), frac_coords=recorder.stacked("frac"), types=recorder.stacked("types"),
+        type_probs=recorder.stacked("probs") if gen else None,
+        pred_lattice=recorder.stacked("pred_lattice"), pred_frac_coords=recorder.stacked("pred_frac"),
+        lattice_noise_norm=recorder.stacked("eps_norm"), coord_score_norm=recorder.stacked("score_norm"),
+        min_distance=recorder.stacked("min_dist"), volume=recorder.stacked("volume"),
+        sampler=config.sampler, seed=int(request.seeds[0]),
+    )
+
+
+def _rms_per_crystal(values: torch.Tensor, batch: torch.Tensor, B: int) -> torch.Tensor:
+    """(N, 3) -> (B,) root-mean-square over each crystal's atoms and axes."""
+    sq = torch.zeros(B, device=values.device).index_add_(0, batch, values.pow(2).sum(-1))
+    count = torch.bincount(batch, minlength=B).clamp(min=1) * 3
+    return (sq / count).sqrt()

@@ -1,0 +1,280 @@
+"""Training loop: resumable, with a progress bar, validation loss and periodic checkpoints.
+
+Two files per run:
+- ``<out>.pt`` (+ ``<out>.json`` card): EMA weights for sampling; small enough to ship.
+- ``<run_dir>/state.pt``: raw + EMA weights, optimizer and step for exact resumption.
+If the state file is missing but ``<out>.pt`` exists (a new machine with a shipped
+checkpoint), training resumes from the shipped weights with a fresh optimizer.
+
+Runs under ``torchrun`` with DistributedDataParallel (gloo on CPU, NCCL on CUDA): each
+rank takes its share of every batch, rank 0 writes the files.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import atomic_torch_save, load_card, read_checkpoint, save_checkpoint
+from .corruption import LatticeStats
+from .crystal import CrystalBatch
+from .data import concatenate, load_dataset, split_indices
+from .device import resolve_device
+from .model import DenoiserConfig, count_parameters
+from .process import CrystalDiffusion, Normalization, ProcessConfig
+
+STATE_FORMAT = "crystal-diffusion-train/1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: tuple[str, ...]
+    out: str
+    task: str = "csp"
+    property_name: str | None = None
+    use_space_group: bool = False
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    max_atoms: int = 20
+    hidden: int = 256
+    layers: int = 4
+    frequencies: int = 32
+    num_steps: int = 1000
+    schedule: str = "cosine"
+    batch_size: int = 256
+    lr: float = 1e-3
+    ema_decay: float = 0.999
+    drop_probability: float = 0.1
+    max_steps: int = 10_000
+    max_minutes: float = 0.0            # 0 = no time limit
+    checkpoint_every: int = 200
+    val_every: int = 200
+    val_size: int = 512
+    seed: int = 0
+    device: str = "auto"
+    run_dir: str = ""
+
+    @property
+    def state_path(self) -> Path:
+        run_dir = Path(self.run_dir) if self.run_dir else Path("runs") / Path(self.out).stem
+        return run_dir / "state.pt"
+
+
+@dataclass
+class TrainResult:
+    step: int
+    epoch: float
+    train_loss: float
+    val_loss: float
+    wall_seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def build_model(config: TrainConfig, train_crystals) -> CrystalDiffusion:
+    """A fresh model with normalization statistics fitted on the training split."""
+    lattices = torch.stack([c.lattice for c in train_crystals])
+    counts = torch.tensor([c.num_atoms for c in train_crystals])
+    prop_mean, prop_std = 0.0, 1.0
+    if config.property_name:
+        values = np.array([c.properties[config.property_name] for c in train_crystals], dtype=np.float64)
+        prop_mean, prop_std = float(values.mean()), float(max(values.std(), 1e-6))
+    histogram = np.bincount(counts.numpy(), minlength=config.max_atoms + 1)[: config.max_atoms + 1]
+    normalization = Normalization(
+        lattice=LatticeStats.fit(lattices, counts), property_mean=prop_mean, property_std=prop_std,
+        elements=tuple(sorted({int(z) for c in train_crystals for z in c.atomic_numbers.tolist()})),
+        max_atoms=int(counts.max()), num_atoms_counts=tuple(int(v) for v in histogram))
+    model_config = DenoiserConfig(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies,
+                                  predict_types=config.task == "gen", use_property=config.property_name is not None,
+                                  use_space_group=config.use_space_group)
+    process = ProcessConfig(task=config.task, num_steps=config.num_steps, schedule=config.schedule,
+                            property_name=config.property_name, use_space_group=config.use_space_group)
+    return CrystalDiffusion(model_config, process, normalization)
+
+
+def prepare_data(config: TrainConfig):
+    dataset = concatenate([load_dataset(p) for p in config.data])
+    if config.property_name:
+        dataset.require_property(config.property_name)
+    keep = [c for c in dataset.crystals if c.num_atoms <= config.max_atoms
+            and (not config.property_name or config.property_name in c.properties)]
+    if not keep:
+        raise ValueError(f"no crystal with at most {config.max_atoms} atoms in {dataset.source}")
+    train_idx, val_idx = split_indices(len(keep), config.val_fraction, config.split_seed)
+    return dataset, [keep[i] for i in train_idx], [keep[i] for i in val_idx]
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and os.environ.get("CRYSTAL_DDP_BACKEND") != "gloo" else "gloo"
+        torch.distributed.init_process_group(backend)
+    return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
+
+
+@torch.no_grad()
+def validation_loss(model: CrystalDiffusion, crystals, config: TrainConfig, device) -> float:
+    """Mean loss on (up to val_size) validation crystals with fixed noise draws, so values compare across steps."""
+    if not crystals:
+        return math.nan
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(1234)
+    subset = crystals[: config.val_size]
+    total, weight = 0.0, 0
+    for start in range(0, len(subset), config.batch_size):
+        chunk = subset[start:start + config.batch_size]
+        batch = CrystalBatch.from_crystals(chunk, config.property_name).to(device)
+        total += float(model.loss(batch, generator, drop_probability=0.0).total) * len(chunk)
+        weight += len(chunk)
+    model.train()
+    return total / weight
+
+
+def train(config: TrainConfig, command: str = "", progress: bool = True) -> TrainResult:
+    rank, world = _distributed()
+    device = resolve_device(config.device if world == 1 or not torch.cuda.is_available() else f"cuda:{rank}")
+    dataset, train_crystals, val_crystals = prepare_data(config)
+    torch.manual_seed(config.seed)
+    model = build_model(config, train_crystals).to(device)
+    ema = copy.deepcopy(model).eval()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    step, wall_before, history = 0, 0.0, []
+    out = Path(config.out)
+    if config.state_path.is_file():
+        state = torch.load(config.state_path, map_location="cpu", weights_only=True)
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"{config.state_path} is not a training state file")
+        model.load_state_dict(state["model"]); ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, wall_before, history = int(state["step"]), float(state["wall_seconds"]), list(state["history"])
+        if rank == 0:
+            print(f"resuming from {config.state_path} at step {step}", file=sys.stderr)
+    elif out.is_file():
+        shipped = read_checkpoint(out)
+        model.load_state_dict(shipped["state_dict"]); ema.load_state_dict(shipped["state_dict"])
+        card = shipped.get("card", {})
+        step, wall_before = int(card.get("steps", 0)), float(card.get("wall_seconds", 0.0))
+        history = list(card.get("history", []))
+        if rank == 0:
+            print(f"resuming from shipped weights {out} at step {step} (fresh optimizer)", file=sys.stderr)
+    wrapped = model
+    if world > 1:
+        wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                            find_unused_parameters=True)
+
+    generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + step + rank)
+    order_rng = np.random.default_rng(config.seed + step)
+    steps_per_epoch = max(1, math.ceil(len(train_crystals) / config.batch_size))
+    stop = {"flag": False}
+
+    def request_stop(signum, frame):
+        stop["flag"] = True
+
+    old_handler = signal.signal(signal.SIGTERM, request_stop) if rank == 0 and _main_thread() else None
+    start_time = time.time()
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+        bar = tqdm(total=config.max_steps, initial=step, desc=f"train {out.stem}", unit="step", file=sys.stderr,
+                   mininterval=5)
+
+    def save() -> None:
+        if rank != 0:
+            return
+        wall = wall_before + time.time() - start_time
+        atomic_torch_save({"format": STATE_FORMAT, "model": model.state_dict(), "ema": ema.state_dict(),
+                           "optimizer": optimizer.state_dict(), "step": step, "wall_seconds": wall,
+                           "history": history}, config.state_path)
+        card = make_card(config, model, dataset, train_crystals, val_crystals, step, wall, history, command, world)
+        card["metrics"] = load_card(out).get("metrics", {}) if out.is_file() else {}
+        save_checkpoint(ema, out, card)
+
+    train_loss = math.nan
+    permutation = order_rng.permutation(len(train_crystals))
+    cursor = 0
+    model.train()
+    try:
+        while step < config.max_steps and not stop["flag"]:
+            if config.max_minutes and time.time() - start_time > config.max_minutes * 60:
+                break
+            if cursor + config.batch_size > len(permutation):
+                permutation, cursor = order_rng.permutation(len(train_crystals)), 0
+            indices = permutation[cursor:cursor + config.batch_size][rank::world]
+            cursor += config.batch_size
+            batch = CrystalBatch.from_crystals([train_crystals[i] for i in indices], config.property_name).to(device)
+            # through the DDP wrapper's forward (= loss) so that gradients are all-reduced
+            terms = wrapped(batch, generator, config.drop_probability)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            optimizer.step()
+            with torch.no_grad():
+                for p_ema, p in zip(ema.parameters(), model.parameters()):
+                    p_ema.lerp_(p, 1 - config.ema_decay)
+            step += 1
+            train_loss = float(terms.total)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{train_loss:.3f}", L=f"{float(terms.lattice):.3f}", F=f"{float(terms.coords):.3f}", refresh=False)
+            if step % config.val_every == 0 and rank == 0:
+                val = validation_loss(ema, val_crystals, config, device)
+                history.append({"step": step, "train_loss": round(train_loss, 5), "val_loss": round(val, 5),
+                                "wall_seconds": round(wall_before + time.time() - start_time, 1)})
+                if bar is not None:
+                    bar.write(f"step {step}: train {train_loss:.4f}  val {val:.4f}")
+            if step % config.checkpoint_every == 0:
+                save()
+    except KeyboardInterrupt:
+        if rank == 0:
+            print("interrupted: saving a checkpoint", file=sys.stderr)
+    finally:
+        if bar is not None:
+            bar.close()
+        if old_handler is not None:
+            signal.signal(signal.SIGTERM, old_handler)
+    save()
+    val = validation_loss(ema, val_crystals, config, device) if rank == 0 else math.nan
+    if world > 1:
+        torch.distributed.barrier()
+    return TrainResult(step, step / steps_per_epoch, train_loss, val, wall_before + time.time() - start_time, history)
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_crystals, val_crystals, step: int,
+              wall: float, history: list, command: str, world: int) -> dict:
+    steps_per_epoch = max(1, math.ceil(len(train_crystals) / config.batch_size))
+    return {
+        "name": Path(config.out).stem,
+        "task": config.task,
+        "description": {"csp": "crystal structure prediction: atom types given, lattice + coordinates generated",
+                        "gen": "ab initio generation: atom types, lattice and coordinates generated"}[config.task],
+        "command": command,
+        "data": [{"file": p, "sha256": s} for p, s in zip(config.data, dataset.sha256.split(","))],
+        "split": {"val_fraction": config.val_fraction, "seed": config.split_seed, "train": len(train_crystals),
+                  "validation": len(val_crystals), "max_atoms": config.max_atoms},
+        "conditions": {"property": config.property_name, "space_group": config.use_space_group},
+        "architecture": model.model_config.to_dict(),
+        "process": model.process.to_dict(),
+        "parameters": count_parameters(model.denoiser),
+        "steps": step,
+        "epochs": round(step / steps_per_epoch, 2),
+        "batch_size": config.batch_size,
+        "lr": config.lr,
+        "wall_seconds": round(wall, 1),
+        "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+                    + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "") + f", {world} process(es)",
+        "history": history,
+        "train_config": asdict(config),
+    }

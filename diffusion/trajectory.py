@@ -1,0 +1,109 @@
+"""The record of one sampling run: every (or every k-th) step from x_T to x_0."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pymatgen.core import Lattice, Structure
+
+from .corruption import MASK
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """Frames k = 0..K-1 go from noise (timesteps[0] = T) to the sample (timesteps[-1] = 0).
+
+    All tensors are on the CPU. B crystals, N atoms in total, K frames:
+        timesteps: (K,) int64 step t of each frame.
+        num_atoms: (B,) int64.
+        lattice: (K, B, 3, 3) float32 lattice L_t in angstrom (rows are vectors).
+        frac_coords: (K, N, 3) float32 F_t in [0, 1).
+        types: (K, N) int64 atom types at step t (0 = still masked, ab initio only).
+        type_probs: (K, N, 101) float32 model's p(type | x_t), or None for CSP.
+        pred_lattice, pred_frac_coords: the model's prediction of x_0 made at step t
+            (the final frame repeats the sample itself).
+        lattice_noise_norm: (K, B) |eps_hat| of the lattice latent predicted at step t.
+        coord_score_norm: (K, B) RMS of the predicted normalized coordinate score.
+        min_distance: (K, B) shortest interatomic distance (angstrom, periodic).
+        volume: (K, B) cell volume (cubic angstrom).
+    """
+
+    timesteps: torch.Tensor
+    num_atoms: torch.Tensor
+    lattice: torch.Tensor
+    frac_coords: torch.Tensor
+    types: torch.Tensor
+    type_probs: torch.Tensor | None
+    pred_lattice: torch.Tensor
+    pred_frac_coords: torch.Tensor
+    lattice_noise_norm: torch.Tensor
+    coord_score_norm: torch.Tensor
+    min_distance: torch.Tensor
+    volume: torch.Tensor
+    sampler: str = ""
+    seed: int = 0
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.timesteps.shape[0])
+
+    @property
+    def num_crystals(self) -> int:
+        return int(self.num_atoms.shape[0])
+
+    def frame_of_step(self, t: int) -> int:
+        """Index of the recorded frame closest to step t."""
+        return int(torch.argmin((self.timesteps - int(t)).abs()))
+
+    def _atoms(self, crystal: int) -> slice:
+        start = int(self.num_atoms[:crystal].sum())
+        return slice(start, start + int(self.num_atoms[crystal]))
+
+    def structure(self, t: int | None = None, crystal: int = 0, frame: int | None = None,
+                  predicted: bool = False) -> Structure:
+        """pymatgen Structure of one crystal at step t (or at a frame index); t=0 is the sample.
+
+        Masked atoms of the ab initio task are shown as their most probable element.
+        With ``predicted=True`` the model's x_0 prediction made at that step is returned.
+        """
+        k = self.frame_of_step(t) if frame is None else int(frame)
+        atoms = self._atoms(crystal)
+        lattice = (self.pred_lattice if predicted else self.lattice)[k, crystal]
+        frac = (self.pred_frac_coords if predicted else self.frac_coords)[k, atoms]
+        return Structure(Lattice(lattice.double().numpy()), self.element_numbers(k, crystal).tolist(),
+                         frac.double().numpy())
+
+    def element_numbers(self, frame: int, crystal: int = 0) -> np.ndarray:
+        """(n,) atomic numbers at a frame; masked atoms take their most probable element."""
+        types = self.types[frame, self._atoms(crystal)].clone()
+        masked = types == MASK
+        if masked.any():
+            if self.type_probs is None:
+                raise ValueError("masked atoms without type probabilities")
+            probs = self.type_probs[frame, self._atoms(crystal)][masked].clone()
+            probs[:, MASK] = 0
+            types[masked] = probs.argmax(-1)
+        return types.numpy()
+
+    def masked(self, frame: int, crystal: int = 0) -> np.ndarray:
+        """(n,) bool: which atoms' types are still undecided at a frame."""
+        return (self.types[frame, self._atoms(crystal)] == MASK).numpy()
+
+    def final_structures(self) -> list[Structure]:
+        return [self.structure(frame=self.num_frames - 1, crystal=i) for i in range(self.num_crystals)]
+
+    def to_extxyz(self, crystal: int = 0) -> str:
+        """All frames of one crystal as multi-frame extended XYZ (readable by ASE and OVITO)."""
+        from pymatgen.core.periodic_table import Element
+
+        lines = []
+        for k in range(self.num_frames):
+            s = self.structure(frame=k, crystal=crystal)
+            lat = " ".join(f"{v:.8f}" for v in s.lattice.matrix.flatten())
+            lines.append(str(len(s)))
+            lines.append(f'Lattice="{lat}" Properties=species:S:1:pos:R:3 pbc="T T T" step={int(self.timesteps[k])}')
+            for site in s:
+                x, y, z = site.coords
+                lines.append(f"{Element.from_Z(site.specie.Z).symbol} {x:.8f} {y:.8f} {z:.8f}")
+        return "\n".join(lines) + "\n"
