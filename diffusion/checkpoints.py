@@ -27,6 +27,7 @@ from .process import CrystalDiffusion, Normalization, ProcessConfig
 
 FORMAT = "crystal-diffusion/1"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+FOLDER_ENV = "CRYSTAL_DIFFUSION_CHECKPOINTS"
 MAX_CHECKPOINT_BYTES = 512 * 1024 * 1024
 
 
@@ -76,8 +77,14 @@ def save_checkpoint(model: CrystalDiffusion, path: str | Path, card: dict | None
         atomic_write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", path.with_suffix(".json"))
 
 
-def resolve(name_or_path: str | Path, folder: Path = SHIPPED_DIR) -> Path:
-    """A shipped checkpoint name ("perov_5") or a path to a .pt file."""
+def checkpoint_folder() -> Path:
+    """The folder of offered checkpoints: $CRYSTAL_DIFFUSION_CHECKPOINTS, else the shipped ``checkpoints/``."""
+    return Path(os.environ.get(FOLDER_ENV) or SHIPPED_DIR)
+
+
+def resolve(name_or_path: str | Path, folder: Path | None = None) -> Path:
+    """A checkpoint name ("perov_5", looked up in ``folder``) or a path to a .pt file."""
+    folder = checkpoint_folder() if folder is None else Path(folder)
     text = str(name_or_path)
     candidate = folder / f"{text}.pt"
     if "/" not in text and "\\" not in text and candidate.is_file():
@@ -130,7 +137,7 @@ def model_from_dict(data: dict, name: str = "checkpoint") -> CrystalDiffusion:
     return model.eval()
 
 
-def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", folder: Path = SHIPPED_DIR) -> CrystalDiffusion:
+def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", folder: Path | None = None) -> CrystalDiffusion:
     """Load a checkpoint for sampling: refuses pickles, truncation and config/weight mismatches."""
     path = resolve(name_or_path, folder)
     return model_from_dict(read_checkpoint(path), path.name).to(device)
@@ -146,9 +153,9 @@ def load_card(path: Path) -> dict:
     return {}
 
 
-def list_checkpoints(folder: Path = SHIPPED_DIR) -> list[CheckpointInfo]:
-    """The checkpoints of a folder (shipped ones by default), with their cards."""
-    folder = Path(folder)
+def list_checkpoints(folder: Path | None = None) -> list[CheckpointInfo]:
+    """The checkpoints of a folder (``checkpoint_folder()`` by default), with their cards."""
+    folder = checkpoint_folder() if folder is None else Path(folder)
     if not folder.is_dir():
         return []
     return [CheckpointInfo(p.stem, p, load_card(p)) for p in sorted(folder.glob("*.pt"))]

@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="score samples with the field's standard metrics")
     e.add_argument("--checkpoint", required=True)
-    e.add_argument("--data", required=True, help="reference CSV (ground truth for CSP)")
+    e.add_argument("--data", nargs="+", default=None,
+                   help="reference CSV(s); default: the files named in the checkpoint's card")
     e.add_argument("--split", choices=("val", "all"), default="val",
                    help="'val': the checkpoint's own validation split of --data; 'all': every row")
     e.add_argument("--limit", type=positive_int, default=None)

@@ -56,11 +56,12 @@ class DenoiserOutput:
     type_logits: torch.Tensor | None
 
 
-def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0,
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(B,) steps (any float scale) -> (B, dim) sin/cos features (Vaswani et al. 2017)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    angles = t.float().unsqueeze(-1) * freqs
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    angles = t.to(dtype).unsqueeze(-1) * freqs
     return torch.cat([torch.sin(angles), torch.cos(angles)], -1)
 
 
@@ -110,8 +111,9 @@ class CrystalDenoiser(nn.Module):
         h = config.hidden
         self.type_embedding = nn.Embedding(NUM_TYPE_CLASSES, h)
         self.time_mlp = nn.Sequential(nn.Linear(config.time_dim, h), nn.SiLU(), nn.Linear(h, h))
-        # crystal-level context: time + log N + conditions, added to every atom
+        # crystal-level context: time + log N + lattice invariants + conditions, added to every atom
         self.size_proj = nn.Linear(1, h)
+        self.lattice_mlp = nn.Sequential(nn.Linear(6, h), nn.SiLU(), nn.Linear(h, h))
         if config.use_property:
             self.property_mlp = nn.Sequential(nn.Linear(1, h), nn.SiLU(), nn.Linear(h, h))
             self.property_null = nn.Parameter(torch.zeros(h))
@@ -126,16 +128,23 @@ class CrystalDenoiser(nn.Module):
         self.lattice_head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 9))
         self.type_head = nn.Linear(h, NUM_TYPE_CLASSES) if config.predict_types else None
 
-    def context(self, t: torch.Tensor, num_atoms: torch.Tensor, prop: torch.Tensor | None,
-                space_group: torch.Tensor | None) -> torch.Tensor:
-        """(B, H) crystal-level context vector. prop: (B,) normalized, NaN = dropped; space_group: (B,) 0 = none."""
-        ctx = self.time_mlp(sinusoidal_embedding(t, self.config.time_dim))
-        ctx = ctx + self.size_proj(torch.log(num_atoms.float()).unsqueeze(-1))
+    def context(self, t: torch.Tensor, num_atoms: torch.Tensor, lattice_invariants: torch.Tensor,
+                prop: torch.Tensor | None, space_group: torch.Tensor | None) -> torch.Tensor:
+        """(B, H) crystal-level context vector.
+
+        lattice_invariants: (B, 6) rotation-invariant description of the cell (the process's
+        normalized lattice latent, O(1) in scale); prop: (B,) normalized, NaN = dropped;
+        space_group: (B,) 0 = none.
+        """
+        dtype = self.size_proj.weight.dtype
+        ctx = self.time_mlp(sinusoidal_embedding(t, self.config.time_dim, dtype=dtype))
+        ctx = ctx + self.size_proj(torch.log(num_atoms.to(dtype)).unsqueeze(-1))
+        ctx = ctx + self.lattice_mlp(lattice_invariants.to(dtype))
         if self.config.use_property:
             if prop is None:
-                prop = torch.full_like(t, math.nan, dtype=torch.float32)
+                prop = torch.full_like(t, math.nan, dtype=dtype)
             missing = torch.isnan(prop).unsqueeze(-1)
-            embedded = self.property_mlp(torch.nan_to_num(prop.float()).unsqueeze(-1))
+            embedded = self.property_mlp(torch.nan_to_num(prop.to(dtype)).unsqueeze(-1))
             ctx = ctx + torch.where(missing, self.property_null.expand_as(embedded), embedded)
         if self.config.use_space_group:
             if space_group is None:
@@ -144,11 +153,12 @@ class CrystalDenoiser(nn.Module):
         return ctx
 
     def forward(self, types: torch.Tensor, frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor,
-                batch: torch.Tensor, t: torch.Tensor, prop: torch.Tensor | None = None,
-                space_group: torch.Tensor | None = None) -> DenoiserOutput:
+                batch: torch.Tensor, t: torch.Tensor, lattice_invariants: torch.Tensor | None = None,
+                prop: torch.Tensor | None = None, space_group: torch.Tensor | None = None) -> DenoiserOutput:
         """Args:
             types: (N,) atom classes (0 = MASK, else Z); frac: (N, 3) in [0, 1);
             lattice: (B, 3, 3) normalized lattice L~ (rows are vectors, dimensionless);
+            lattice_invariants: (B, 6) invariant lattice features (default: from the Gram matrix);
             num_atoms: (B,); batch: (N,) crystal of each atom; t: (B,) steps;
             prop: (B,) normalized property or NaN; space_group: (B,) 0..230.
         """
@@ -158,7 +168,9 @@ class CrystalDenoiser(nn.Module):
         gram = (lattice @ lattice.transpose(-1, -2)).reshape(B, 9)
         edge_terms = (self.edge_proj(fourier_features(frac[dst] - frac[src], self.config.frequencies))
                       + self.gram_proj(gram)[edge_crystal]).view(-1, K, H)
-        h = self.type_embedding(types) + self.context(t, num_atoms, prop, space_group)[batch]
+        if lattice_invariants is None:
+            lattice_invariants = gram_invariants(lattice)
+        h = self.type_embedding(types) + self.context(t, num_atoms, lattice_invariants, prop, space_group)[batch]
         for k, layer in enumerate(self.layers):
             h = layer(h, src, dst, edge_terms[:, k])
         h = self.out_norm(h)
@@ -166,6 +178,14 @@ class CrystalDenoiser(nn.Module):
         lattice_out = self.lattice_head(pooled).view(B, 3, 3) @ lattice
         type_logits = self.type_head(h) if self.type_head is not None else None
         return DenoiserOutput(lattice_out, self.coord_head(h), type_logits)
+
+
+def gram_invariants(lattice: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) -> (B, 6) upper triangle of log(L L^T) / 2: rotation-invariant lattice features."""
+    evals, evecs = torch.linalg.eigh(lattice @ lattice.transpose(-1, -2))
+    log_gram = (evecs * (0.5 * torch.log(evals.clamp(min=1e-12))).unsqueeze(-2)) @ evecs.transpose(-1, -2)
+    i, j = torch.triu_indices(3, 3)
+    return log_gram[..., i, j]
 
 
 def count_parameters(model: nn.Module) -> int:

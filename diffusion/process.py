@@ -137,7 +137,8 @@ class CrystalDiffusion(nn.Module):
 
     def _network(self, types, frac, x, num_atoms, batch, t, prop, space_group):
         """Raw network outputs: (B, 6) lattice eps, (N, 3) normalized score, logits or None."""
-        out = self.denoiser(types, frac, self._normalized(x, num_atoms), num_atoms, batch, t,
+        # the latent x is itself rotation invariant (built from L L^T) and O(1): the network's best view of the cell
+        out = self.denoiser(types, frac, self._normalized(x, num_atoms), num_atoms, batch, t, x,
                             prop if self.model_config.use_property else None,
                             space_group if self.model_config.use_space_group else None)
         eps = sym_to_vec6(0.5 * (out.lattice + out.lattice.transpose(-1, -2)))

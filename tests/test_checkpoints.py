@@ -1,0 +1,78 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from diffusion.checkpoints import CheckpointError, list_checkpoints, load_model, read_checkpoint, save_checkpoint
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > /tmp/crystal_diffusion_pwned",))
+
+
+def test_load_and_list(checkpoint_dir):
+    names = [c.name for c in list_checkpoints(checkpoint_dir)]
+    assert names == ["tiny_csp", "tiny_gen"]
+    card = list_checkpoints(checkpoint_dir)[0].card
+    assert card["task"] == "csp" and card["steps"] == 20 and card["data"][0]["sha256"]
+    assert load_model("tiny_csp", folder=checkpoint_dir).process.property_name == "heat_ref"
+
+
+def test_pickle_payload_is_refused(tmp_path, checkpoint_dir):
+    data = read_checkpoint(checkpoint_dir / "tiny_csp.pt")
+    data["card"] = {"evil": Payload()}
+    path = tmp_path / "evil.pt"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="pickled code"):
+        load_model(path)
+    assert not os.path.exists("/tmp/crystal_diffusion_pwned")
+
+
+def test_plain_pickle_is_refused(tmp_path):
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(CheckpointError):
+        load_model(path)
+
+
+def test_truncated_file_is_refused(tmp_path, checkpoint_dir):
+    raw = (checkpoint_dir / "tiny_csp.pt").read_bytes()
+    path = tmp_path / "truncated.pt"
+    path.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_model(path)
+
+
+def test_config_weight_mismatch_is_refused(tmp_path, checkpoint_dir):
+    data = read_checkpoint(checkpoint_dir / "tiny_csp.pt")
+    data["model_config"] = {**data["model_config"], "hidden": 64}
+    path = tmp_path / "mismatch.pt"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(path)
+
+
+def test_nan_weights_are_refused(tmp_path, checkpoint_dir):
+    data = read_checkpoint(checkpoint_dir / "tiny_csp.pt")
+    key = next(iter(data["state_dict"]))
+    data["state_dict"][key] = torch.full_like(data["state_dict"][key], float("nan"))
+    path = tmp_path / "nan.pt"
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_model(path)
+
+
+def test_missing_checkpoint_name(checkpoint_dir):
+    with pytest.raises(CheckpointError, match="no checkpoint named"):
+        load_model("nope", folder=checkpoint_dir)
+
+
+def test_save_is_atomic_and_round_trips(tmp_path, tiny_csp):
+    path = tmp_path / "copy.pt"
+    save_checkpoint(tiny_csp, path, {"name": "copy"})
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    again = load_model(path)
+    for (k, a), b in zip(tiny_csp.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), k

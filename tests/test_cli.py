@@ -1,0 +1,120 @@
+"""The command line: real subprocesses, one-line errors with exit status 2, files written."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env_dir: Path | None = None):
+    import os
+    env = dict(os.environ)
+    if env_dir is not None:
+        env["CRYSTAL_DIFFUSION_CHECKPOINTS"] = str(env_dir)
+    return subprocess.run([sys.executable, "-m", "diffusion", *args], cwd=ROOT, capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def assert_one_line_error(result, fragment: str):
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert fragment.lower() in lines[0].lower(), lines[0]
+
+
+def test_sample_writes_cifs_and_trajectories(checkpoint_dir, tmp_path):
+    from pymatgen.core import Structure
+
+    out = tmp_path / "out"
+    r = cli("sample", "--checkpoint", "tiny_csp", "--composition", "SrTiO3", "--num-samples", "2", "--steps", "10",
+            "--sampler", "pc", "--out", str(out), "--trajectory", env_dir=checkpoint_dir)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["sample_000.cif", "sample_000.extxyz", "sample_001.cif",
+                                                     "sample_001.extxyz"]
+    s = Structure.from_file(out / "sample_000.cif")
+    assert s.composition.reduced_formula == "SrTiO3"
+    assert (out / "sample_000.extxyz").read_text().count("Lattice=") == 11
+
+
+def test_sample_from_csv_and_gen(checkpoint_dir, tmp_path, perov_rows):
+    r = cli("sample", "--checkpoint", str(checkpoint_dir / "tiny_csp.pt"), "--from-csv", str(perov_rows),
+            "--limit", "3", "--steps", "5", "--out", str(tmp_path / "csv"))
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "csv").glob("*.cif"))) == 3
+    r = cli("sample", "--checkpoint", "tiny_gen", "--num-atoms", "5", "--num-samples", "2", "--steps", "5",
+            "--out", str(tmp_path / "gen"), env_dir=checkpoint_dir)
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "gen").glob("*.cif"))) == 2
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--composition", "Xx2"), "unknown element"),
+    (("--composition", "Sr(TiO3"), "unbalanced"),
+    (("--composition", "sRtIo3"), "cannot read"),
+    (("--composition", "C101"), "more than 100"),
+    (("--composition", "Sr0Ti"), "at least one"),
+    (("--composition", "SrTiO3", "--steps", "0"), ">= 1"),
+    (("--composition", "SrTiO3", "--steps", "5000"), "steps"),
+    (("--composition", "SrTiO3", "--space-group", "225"), "space-group"),
+    (("--composition", "SrTiO3", "--guidance", "nan"), "finite"),
+    (("--composition", "SrTiO3", "--device", "cuda"), "cuda"),
+    (("--num-atoms", "5"), "composition"),
+])
+def test_sample_bad_input(checkpoint_dir, tmp_path, args, fragment):
+    if "cuda" in args:
+        import torch
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+    r = cli("sample", "--checkpoint", "tiny_csp", *args, "--out", str(tmp_path), env_dir=checkpoint_dir)
+    assert_one_line_error(r, fragment)
+
+
+def test_gen_model_refuses_composition_and_bad_counts(checkpoint_dir, tmp_path):
+    assert_one_line_error(cli("sample", "--checkpoint", "tiny_gen", "--composition", "SrTiO3", "--out", str(tmp_path),
+                              env_dir=checkpoint_dir), "ab initio")
+    assert_one_line_error(cli("sample", "--checkpoint", "tiny_gen", "--num-atoms", "0", "--out", str(tmp_path),
+                              env_dir=checkpoint_dir), ">= 1")
+    assert_one_line_error(cli("sample", "--checkpoint", "tiny_gen", "--num-atoms", "101", "--out", str(tmp_path),
+                              env_dir=checkpoint_dir), "at most 100")
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path, checkpoint_dir):
+    assert_one_line_error(cli("sample", "--checkpoint", "nope", "--composition", "NaCl", "--out", str(tmp_path),
+                              env_dir=checkpoint_dir), "no checkpoint named")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    assert_one_line_error(cli("sample", "--checkpoint", str(corrupt), "--composition", "NaCl", "--out", str(tmp_path)),
+                          "corrupt")
+
+
+def test_train_bad_input(tmp_path, perov_rows):
+    assert_one_line_error(cli("train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "x.pt")),
+                          "not found")
+    assert_one_line_error(cli("train", "--data", str(perov_rows), "--out", str(tmp_path / "x.pt"), "--property",
+                              "band_gap"), "no property column")
+
+
+def test_train_resumes_after_interruption(tmp_path, perov_rows):
+    base = ("train", "--data", str(perov_rows), "--out", str(tmp_path / "m.pt"), "--hidden", "16", "--layers", "1",
+            "--frequencies", "4", "--num-steps", "20", "--batch-size", "8", "--checkpoint-every", "5", "--quiet",
+            "--run-dir", str(tmp_path / "run"))
+    assert cli(*base, "--max-steps", "10").returncode == 0
+    r = cli(*base, "--max-steps", "15")
+    assert r.returncode == 0 and "step 15" in r.stdout
+    assert "resuming" in r.stderr
+    import json
+    assert json.loads((tmp_path / "m.json").read_text())["steps"] == 15
+
+
+def test_evaluate_writes_json(checkpoint_dir, tmp_path):
+    import json
+    out = tmp_path / "metrics.json"
+    r = cli("evaluate", "--checkpoint", "tiny_csp", "--limit", "3", "--steps", "5", "--json", str(out),
+            env_dir=checkpoint_dir)
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads(out.read_text())["metrics"]
+    assert 1 <= metrics["n"] <= 3 and 0.0 <= metrics["validity"] <= 1.0
+    assert metrics["match_rate"] is None or 0.0 <= metrics["match_rate"] <= 1.0

@@ -1,0 +1,98 @@
+import io
+
+import pytest
+import torch
+
+from diffusion.api import generate
+from diffusion.sampling import SampleRequest, SamplingConfig, sample, step_grid
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "pc", "ddim"])
+def test_same_seed_same_trajectory(tiny_csp, sampler):
+    a = generate(tiny_csp, "SrTiO3", sampler=sampler, steps=15, seed=4)
+    b = generate(tiny_csp, "SrTiO3", sampler=sampler, steps=15, seed=4)
+    c = generate(tiny_csp, "SrTiO3", sampler=sampler, steps=15, seed=5)
+    assert torch.equal(a.frac_coords, b.frac_coords) and torch.equal(a.lattice, b.lattice)
+    assert not torch.equal(a.frac_coords, c.frac_coords)
+
+
+def test_trajectory_records_every_step(tiny_csp):
+    traj = generate(tiny_csp, "SrTiO3", sampler="ddpm")  # all T = 50 steps
+    T = tiny_csp.num_steps
+    assert traj.timesteps.tolist() == list(range(T, -1, -1))
+    assert traj.lattice.shape == (T + 1, 1, 3, 3) and traj.frac_coords.shape == (T + 1, 5, 3)
+    assert traj.min_distance.shape == (T + 1, 1) and traj.volume.shape == (T + 1, 1)
+    assert torch.all(traj.volume > 0)
+    assert torch.all((traj.frac_coords >= 0) & (traj.frac_coords < 1))
+    assert torch.isfinite(traj.lattice_noise_norm[:-1]).all()
+    s = traj.structure(0)
+    assert s.composition.reduced_formula == "SrTiO3"
+    assert abs(s.volume - float(traj.volume[-1, 0])) < 1e-3
+    assert traj.structure(T).volume > 0 and traj.structure(T, predicted=True).volume > 0
+
+
+def test_record_final_and_stride(tiny_csp):
+    final = generate(tiny_csp, "SrTiO3", record="final")
+    assert final.num_frames == 1 and final.timesteps.tolist() == [0]
+    strided = generate(tiny_csp, "SrTiO3", record="all", record_stride=10)
+    assert strided.timesteps.tolist() == [50, 40, 30, 20, 10, 0]
+    assert torch.allclose(strided.frac_coords[-1], final.frac_coords[-1])
+
+
+def test_batched_equals_one_at_a_time(tiny_csp):
+    counts = ((38, 22, 8, 8, 8), (11, 17), (22, 22, 8, 8, 8, 8))
+    config = SamplingConfig(sampler="ddpm", steps=20, record="final")
+    batched = sample(tiny_csp, SampleRequest(tuple(len(c) for c in counts), (7, 8, 9), counts), config)
+    for i, (atoms, seed) in enumerate(zip(counts, (7, 8, 9))):
+        single = sample(tiny_csp, SampleRequest((len(atoms),), (seed,), (atoms,)), config)
+        a, b = batched.structure(frame=0, crystal=i), single.structure(frame=0)
+        assert abs(a.lattice.matrix - b.lattice.matrix).max() < 1e-3
+        assert abs(a.frac_coords - b.frac_coords).max() < 1e-3
+
+
+def test_extxyz_reparses_with_ase(tiny_csp):
+    from ase.io import read
+
+    traj = generate(tiny_csp, "SrTiO3", steps=10)
+    frames = read(io.StringIO(traj.to_extxyz()), index=":", format="extxyz")
+    assert len(frames) == traj.num_frames
+    final = traj.structure(frame=traj.num_frames - 1)
+    assert abs(frames[-1].cell.array - final.lattice.matrix).max() < 1e-6
+    assert abs(frames[-1].positions - final.cart_coords).max() < 1e-6
+
+
+def test_gen_task_decides_types_along_the_trajectory(tiny_gen):
+    traj = generate(tiny_gen, num_atoms=5, steps=25, seed=1)
+    assert traj.type_probs is not None and traj.type_probs.shape[-1] == 101
+    assert bool(traj.masked(0).all()), "at x_T every type is undecided"
+    assert not traj.masked(traj.num_frames - 1).any(), "at x_0 every type is decided"
+    assert set(traj.element_numbers(traj.num_frames - 1).tolist()) <= set(tiny_gen.normalization.elements)
+    undecided = [int(traj.masked(k).sum()) for k in range(traj.num_frames)]
+    assert undecided == sorted(undecided, reverse=True)
+
+
+def test_guidance_changes_the_result(tiny_csp):
+    plain = generate(tiny_csp, "SrTiO3", steps=10, prop=1.0, guidance=0.0, seed=2)
+    guided = generate(tiny_csp, "SrTiO3", steps=10, prop=1.0, guidance=3.0, seed=2)
+    assert not torch.allclose(plain.frac_coords[-1], guided.frac_coords[-1])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(composition="Xx2"), "unknown element"),
+    (dict(composition="SrTiO3", space_group=12), "space-group"),
+    (dict(composition="SrTiO3", steps=0), "steps"),
+    (dict(composition="SrTiO3", steps=10_000), "steps"),
+    (dict(composition="SrTiO3", num_samples=0), "num_samples"),
+    (dict(composition="SrTiO3", sampler="magic"), "unknown sampler"),
+    (dict(composition="SrTiO3", guidance=float("nan")), "guidance"),
+    (dict(num_atoms=4), "composition"),
+])
+def test_bad_requests(tiny_csp, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        generate(tiny_csp, **kwargs)
+
+
+def test_step_grid():
+    assert step_grid(1000, None) == list(range(1000, 0, -1))
+    grid = step_grid(1000, 10)
+    assert grid[0] == 1000 and grid[-1] == 1 and len(grid) == 10
