@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,8 +22,11 @@ def run_train(args, command: str) -> int:
     config = TrainConfig(**{k: (tuple(v) if k == "data" else v) for k, v in vars(args).items() if k in fields})
     resolve_device(config.device)
     result = train(config, command=command, progress=not args.quiet)
-    print(f"step {result.step} ({result.epoch:.1f} epochs), train loss {result.train_loss:.4f}, "
-          f"val loss {result.val_loss:.4f}, {result.wall_seconds:.0f} s in total -> {config.out}")
+    rank = os.environ.get("RANK")
+    prefix = f"[rank {rank}] " if rank is not None else ""
+    print(f"{prefix}step {result.step} ({result.epoch:.1f} epochs), train loss {result.train_loss:.4f}, "
+          f"val loss {result.val_loss:.4f}, {result.wall_seconds:.0f} s in total -> {config.out}; "
+          f"weights checksum {result.weights_checksum:.10e}")
     return 0
 
 

@@ -77,6 +77,7 @@ class TrainResult:
     val_loss: float
     wall_seconds: float
     history: list[dict] = field(default_factory=list)
+    weights_checksum: float = 0.0   # sum of all trained weights (float64): equal on every DDP rank
 
 
 def build_model(config: TrainConfig, train_crystals) -> CrystalDiffusion:
@@ -242,9 +243,12 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
             signal.signal(signal.SIGTERM, old_handler)
     save()
     val = validation_loss(ema, val_crystals, config, device) if rank == 0 else math.nan
+    checksum = float(sum(p.detach().double().sum() for p in model.parameters()))
     if world > 1:
         torch.distributed.barrier()
-    return TrainResult(step, step / steps_per_epoch, train_loss, val, wall_before + time.time() - start_time, history)
+        torch.distributed.destroy_process_group()
+    return TrainResult(step, step / steps_per_epoch, train_loss, val, wall_before + time.time() - start_time, history,
+                       checksum)
 
 
 def _main_thread() -> bool:
