@@ -1,0 +1,55 @@
+"""Steps vs match rate vs time for the samplers on a checkpoint's validation split (issue 5).
+
+Run:  .venv/bin/python benchmarks/fast_sampler.py --checkpoint perov_5 --limit 200 [--threads 2]
+
+Each row is one `python -m diffusion evaluate` run (same crystals, same seeds); prints a
+Markdown table and writes benchmarks/results/fast_sampler_<checkpoint>.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from diffusion.cli import build_parser  # noqa: E402
+from diffusion.evaluation import evaluate_checkpoint  # noqa: E402
+
+SETTINGS = [("ddpm", None), ("pc", None), ("ddim", 200), ("ddim", 100), ("ddim", 50), ("ddim", 20), ("ddpm", 100)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", default="perov_5")
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    rows = []
+    print("| sampler | network steps | match rate | RMSE | validity | volume error | seconds / structure |")
+    print("|---|---|---|---|---|---|---|")
+    for sampler, steps in SETTINGS:
+        argv = ["evaluate", "--checkpoint", args.checkpoint, "--limit", str(args.limit), "--sampler", sampler,
+                "--device", args.device]
+        if steps:
+            argv += ["--steps", str(steps)]
+        result = evaluate_checkpoint(build_parser().parse_args(argv), "python -m diffusion " + " ".join(argv))
+        m = result["metrics"]
+        evaluations = result["steps"] * (2 if sampler == "pc" else 1)
+        fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
+        print(f"| {sampler} | {evaluations} | {fmt(m['match_rate'], '.1%')} | {fmt(m['rmse'], '.4f')} | "
+              f"{fmt(m['validity'], '.1%')} | {fmt(m['volume_error'], '.3f')} | {result['seconds_per_structure']:.3f} |",
+              flush=True)
+        rows.append(result)
+    out = ROOT / "benchmarks" / "results" / f"fast_sampler_{args.checkpoint}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Sampling speed, throughput, efficiency and memory (issue 5). Prints Markdown tables.
+
+Run:  .venv/bin/python benchmarks/sampling_speed.py [--device cpu|cuda] [--threads 2] [--quick]
+
+Models: the shipped perov_5 and mp_20 checkpoints when present, else freshly initialised
+models of the same size (speed does not depend on the weights). Efficiency = FLOPs of the
+denoiser (counted by torch.utils.flop_counter) per second of sampling, divided by the
+machine's own peak measured in the same run with a large float32 matrix product.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from diffusion.checkpoints import load_model  # noqa: E402
+from diffusion.sampling import SampleRequest, SamplingConfig, sample  # noqa: E402
+
+PEROVSKITE = (38, 22, 8, 8, 8)                      # SrTiO3
+TWENTY = (56,) * 4 + (29,) * 4 + (8,) * 12          # a 20-atom oxide cell
+
+
+def model_for(name: str, device: str):
+    try:
+        return load_model(name, device), "trained"
+    except Exception:
+        from diffusion.train import TrainConfig, build_model
+        from diffusion.data import load_csv, SHARED_DATA
+        crystals = load_csv(SHARED_DATA / "perov_5" / "val.csv").crystals[:50]
+        return build_model(TrainConfig(data=("x",), out="x"), crystals).to(device).eval(), "untrained"
+
+
+def timed_sample(model, atoms, batch: int, config: SamplingConfig, repeats: int = 1) -> float:
+    request = SampleRequest((len(atoms),) * batch, tuple(range(batch)), (tuple(atoms),) * batch)
+    best = float("inf")
+    for _ in range(repeats):
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        sample(model, request, config)
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def denoiser_flops(model, atoms, batch: int) -> float:
+    """FLOPs of one network evaluation for `batch` crystals of composition `atoms`."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = model.device
+    n = torch.full((batch,), len(atoms), device=device)
+    types = torch.tensor(list(atoms) * batch, device=device)
+    frac = torch.rand(len(types), 3, device=device)
+    x = torch.zeros(batch, 6, device=device)
+    b = torch.repeat_interleave(torch.arange(batch, device=device), n)
+    t = torch.full((batch,), 500, device=device)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.predict(types, frac, x, n, b, t)
+    return float(counter.get_total_flops())
+
+
+def peak_flops(device: str) -> float:
+    size = 2048 if device == "cpu" else 8192
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    a @ b
+    if device == "cuda":
+        torch.cuda.synchronize()
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best
+
+
+def memory_child(record: str, device: str) -> None:
+    """Run in a fresh process: sample 256 perovskites for 100 steps and print peak memory in MB."""
+    import resource
+    model, _ = model_for("perov_5", device)
+    config = SamplingConfig(sampler="ddpm", steps=100, record=record)
+    timed_sample(model, PEROVSKITE, 256, config)
+    if device == "cuda":
+        print(torch.cuda.max_memory_allocated() / 2 ** 20)
+    else:
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="smaller batches, for a smoke run")
+    parser.add_argument("--memory-child", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.device)
+        return
+    perov, perov_kind = model_for("perov_5", args.device)
+    mp, mp_kind = model_for("mp_20", args.device)
+    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
+    print(f"device: {device_name}; torch {torch.__version__}; perov_5 {perov_kind}, mp_20 {mp_kind}\n")
+
+    full = SamplingConfig(sampler="ddpm", record="all")
+    print("| trajectory (1000 steps, every frame recorded) | seconds |")
+    print("|---|---|")
+    timed_sample(perov, PEROVSKITE, 1, SamplingConfig(sampler="ddpm", steps=10))  # warm-up
+    print(f"| 5-atom perovskite (perov_5 model) | {timed_sample(perov, PEROVSKITE, 1, full, 2):.2f} |")
+    print(f"| 20-atom crystal (mp_20 model) | {timed_sample(mp, TWENTY, 1, full, 2):.2f} |")
+
+    print("\n| batch | structures / s (5-atom, 1000 ddpm steps, final frame only) | structures / s (20-atom) |")
+    print("|---|---|---|")
+    final = SamplingConfig(sampler="ddpm", record="final", steps=100 if args.quick else None)
+    scale = 10 if args.quick else 1
+    for batch in ((1, 16, 64) if args.quick else (1, 16, 256)):
+        t5 = timed_sample(perov, PEROVSKITE, batch, final) * scale
+        t20 = timed_sample(mp, TWENTY, batch, final) * scale
+        print(f"| {batch} | {batch / t5:.2f} | {batch / t20:.2f} |")
+
+    print("\n| efficiency (batch 256, 100 ddpm steps) | value |")
+    print("|---|---|")
+    peak = peak_flops(args.device)
+    batch = 64 if args.quick else 256
+    for name, model, atoms in (("5-atom", perov, PEROVSKITE), ("20-atom", mp, TWENTY)):
+        seconds = timed_sample(model, atoms, batch, SamplingConfig(sampler="ddpm", steps=100, record="final"))
+        achieved = 100 * denoiser_flops(model, atoms, batch) / seconds
+        print(f"| {name}: achieved GFLOP/s | {achieved / 1e9:.1f} |")
+        print(f"| {name}: fraction of measured matmul peak ({peak / 1e9:.0f} GFLOP/s) | {achieved / peak:.1%} |")
+
+    print("\n| peak memory, 256 perovskites x 100 steps | MB |")
+    print("|---|---|")
+    for record in ("final", "all"):
+        out = subprocess.run([sys.executable, __file__, "--memory-child", record, "--device", args.device,
+                              "--threads", str(args.threads)], capture_output=True, text=True)
+        value = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else f"failed: {out.stderr[-200:]}"
+        print(f"| record={record} | {float(value):.0f} |" if value[0].isdigit() else f"| record={record} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
