@@ -1,6 +1,13 @@
-"""Crystal Diffusion Explorer: placeholder home page until the app issue lands."""
+"""Crystal Diffusion Explorer: the home page (``streamlit run app.py``; other pages are in pages/)."""
 import streamlit as st
 
-st.set_page_config(page_title="Crystal Diffusion Explorer", layout="wide")
+from explorer import home
+from explorer.layout import setup_page
+
+setup_page("Home")
 st.title("Crystal Diffusion Explorer")
-st.write("Diffusion models for periodic crystals. The core lives in `diffusion/`.")
+home.introduction()
+st.divider()
+home.pages_overview()
+st.divider()
+home.models_section()

@@ -1,0 +1,226 @@
+"""The Batch & metrics page: N samples at once, their metrics, distributions against the data, a gallery."""
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from diffusion import FormulaError
+from diffusion.data import REPO_ROOT, DatasetError, load_csv
+
+from .figures import distribution_figure
+from .generate import check_formula
+from .metrics_view import BatchMetrics, batch_metrics
+from .models import ModelEntry, sample_trajectory, try_model_info
+from .numbers import find_space_group, parse_space_group, space_group_label
+from .settings import DEFAULT_STEPS, SAMPLER_LABELS, GenerateSettings
+from .viewer import ViewFrame, grid_html
+from .widgets import show_view
+
+MAX_BATCH = 64
+GALLERY_SIZE = 16
+ss = st.session_state
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    settings: GenerateSettings
+    task: str
+    num_samples: int
+    structures: list           # final pymatgen Structures
+    min_distances: np.ndarray  # (B,) angstrom
+    metrics: BatchMetrics
+    seconds: float
+    data_files: tuple[str, ...]
+
+
+def _data_files(entry: ModelEntry) -> tuple[str, ...]:
+    """The model's training files (from its card), resolved against the repository root."""
+    files = []
+    for item in entry.card.get("data") or []:
+        name = item.get("file") if isinstance(item, dict) else item
+        if not name:
+            continue
+        path = Path(name)
+        path = path if path.is_absolute() else (REPO_ROOT / path).resolve()
+        if path.is_file():
+            files.append(str(path))
+    return tuple(files)
+
+
+@st.cache_data(show_spinner="Reading the training data for comparison...", max_entries=8)
+def reference_stats(files: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Density (g/cm³), number of elements and atoms per cell of every crystal in the files."""
+    from pymatgen.core.periodic_table import Element
+
+    masses = np.zeros(119)
+    for z in range(1, 119):
+        try:
+            masses[z] = float(Element.from_Z(z).atomic_mass)
+        except Exception:
+            pass
+    density, elements, atoms = [], [], []
+    for file in files:
+        try:
+            dataset = load_csv(file)
+        except DatasetError:
+            continue
+        for crystal in dataset.crystals:
+            z = crystal.atomic_numbers.numpy()
+            density.append(masses[z].sum() * 1.66053906660 / crystal.volume)
+            elements.append(len(set(z.tolist())))
+            atoms.append(len(z))
+    return {"density": np.asarray(density), "elements": np.asarray(elements), "atoms": np.asarray(atoms)}
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def known_structures(files: tuple[str, ...], formula: str, num_atoms: int) -> list:
+    """Structures in the training files with this reduced formula and atom count (for matching)."""
+    from pymatgen.core import Composition
+
+    target = Composition(formula).reduced_formula
+    found = []
+    for file in files:
+        try:
+            dataset = load_csv(file)
+        except DatasetError:
+            continue
+        for crystal in dataset.crystals:
+            if crystal.num_atoms == num_atoms and crystal.to_structure().composition.reduced_formula == target:
+                found.append(crystal.to_structure())
+    return found[:50]
+
+
+def controls(models: list[ModelEntry]):
+    """Widgets; returns (entry, info, settings, number of samples, problem or None)."""
+    names = [m.name for m in models]
+    if ss.get("batch.model") not in names:
+        ss["batch.model"] = "perov_5" if "perov_5" in names else names[0]
+    left, middle, right = st.columns([1.2, 1, 1], gap="large")
+    problem = None
+    with left:
+        st.selectbox("Model", names, key="batch.model", format_func=lambda n: next(m.label for m in models if m.name == n))
+        entry = next(m for m in models if m.name == ss["batch.model"])
+        info, error = try_model_info(entry)
+        if info is None:
+            st.error(error)
+            return entry, None, None, 0, error
+        composition, num_atoms = "", 0
+        if info.task == "csp":
+            composition = st.text_input("Composition (atoms in the cell)", value="SrTiO3", key="batch.composition",
+                                        max_chars=200)
+            try:
+                check_formula(info, composition)
+            except FormulaError as exc:
+                st.error(f"Composition: {exc}.", icon=":material/error:")
+                problem = f"composition: {exc}"
+        else:
+            num_atoms = int(st.number_input("Atoms per cell (0 = drawn from the training data)", min_value=0,
+                                            max_value=info.max_atoms, value=0, step=1, key="batch.atoms"))
+        space_group = None
+        if info.use_space_group:
+            space_group, message = parse_space_group(st.text_input("Space group (optional)", key="batch.sg",
+                                                                   placeholder="e.g. 225 or Fm-3m"))
+            if message:
+                st.error(f"Space group: {message}.", icon=":material/error:")
+                problem = problem or f"space group: {message}"
+            elif space_group:
+                st.caption(f"Asking for {space_group_label(space_group)}.")
+    with middle:
+        count = int(st.number_input(f"Number of samples (1 to {MAX_BATCH})", min_value=1, max_value=MAX_BATCH,
+                                    value=16, step=1, key="batch.n"))
+        seed = int(st.number_input("First seed (sample i uses seed + i)", min_value=0, max_value=2**31 - 1 - MAX_BATCH,
+                                   value=0, step=1, key="batch.seed"))
+    with right:
+        sampler = st.selectbox("Sampler", list(SAMPLER_LABELS), key="batch.sampler", format_func=SAMPLER_LABELS.get)
+        steps = int(st.number_input(f"Network evaluations (1 to {info.num_steps})", min_value=1, max_value=info.num_steps,
+                                    value=min(DEFAULT_STEPS["ddim"], info.num_steps), step=10, key="batch.steps"))
+    settings = GenerateSettings(model=entry.name, composition=composition.strip(), num_atoms=num_atoms,
+                                space_group=space_group, sampler=sampler, steps=steps, seed=seed)
+    return entry, info, settings, count, problem
+
+
+def run(entry: ModelEntry, settings: GenerateSettings, count: int, task: str) -> None:
+    started = time.perf_counter()
+    try:
+        trajectory = sample_trajectory(entry.path, entry.version, settings, num_samples=count, record="final")
+        structures = trajectory.final_structures()
+        min_distances = trajectory.min_distance[-1].double().numpy()
+        files = _data_files(entry)
+        references = known_structures(files, settings.composition, len(structures[0])) if task == "csp" and files else None
+        metrics = batch_metrics(structures, min_distances, references)
+    except Exception as exc:  # never lose the previous batch
+        ss["batch.error"] = f"Sampling failed: {exc}"
+        return
+    ss["batch.result"] = BatchResult(settings, task, count, structures, min_distances, metrics,
+                                     time.perf_counter() - started, files)
+    ss.pop("batch.error", None)
+
+
+def _table(result: BatchResult) -> pd.DataFrame:
+    rows = []
+    for i, (s, d) in enumerate(zip(result.structures, result.min_distances)):
+        sg = find_space_group(s)
+        matched = result.metrics.matched
+        rows.append({"sample": i + 1, "seed": result.settings.seed + i, "formula": s.composition.reduced_formula,
+                     "atoms": len(s), "space group": f"{sg[0]} ({sg[1]})" if sg else "?",
+                     "density (g/cm³)": round(float(s.density), 3), "shortest distance (Å)": round(float(d), 3),
+                     "valid": bool(result.metrics.valid[i]),
+                     **({"matches known": bool(matched[i])} if matched is not None else {})})
+    return pd.DataFrame(rows)
+
+
+def _zip_cifs(result: BatchResult) -> bytes:
+    from pymatgen.io.cif import CifWriter
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for i, s in enumerate(result.structures):
+            archive.writestr(f"sample_{i + 1:03d}_{s.composition.reduced_formula}.cif", str(CifWriter(s)))
+    return buffer.getvalue()
+
+
+def show(result: BatchResult) -> None:
+    st.markdown(f"**{result.num_samples} samples** of {result.settings.summary(result.task)}, "
+                f"in {result.seconds:.1f} s ({result.seconds / result.num_samples:.2f} s per structure).")
+    columns = st.columns(len(result.metrics.metrics))
+    for column, metric in zip(columns, result.metrics.metrics):
+        column.metric(metric.name, metric.text(), help=metric.detail)
+    st.caption(f"Metrics computed by: {result.metrics.source}. " + " ".join(result.metrics.notes))
+
+    st.subheader("Distributions against the training data")
+    reference = reference_stats(result.data_files) if result.data_files else None
+    if reference is None:
+        st.caption("The model card names no readable training file, so only the samples are shown.")
+    densities = np.array([float(s.density) for s in result.structures])
+    elements = np.array([len(s.composition.elements) for s in result.structures])
+    left, right = st.columns(2)
+    left.plotly_chart(distribution_figure(densities, None if reference is None else reference["density"],
+                                          "Density", "density (g/cm³)"), width="stretch", key="batch.density",
+                      config={"displayModeBar": False})
+    right.plotly_chart(distribution_figure(elements, None if reference is None else reference["elements"],
+                                           "Number of elements", "elements per crystal", discrete=True),
+                       width="stretch", key="batch.elements", config={"displayModeBar": False})
+    st.caption("Grey: the crystals the model was trained on (its card's data files); blue: these samples. For "
+               "structure prediction the number of elements is fixed by the composition; the density shows "
+               "whether the cells come out the right size.")
+
+    st.subheader("Gallery")
+    shown = result.structures[:GALLERY_SIZE]
+    titles = [f"{i + 1}: {s.composition.reduced_formula}{'' if result.metrics.valid[i] else ' (invalid)'}"
+              for i, s in enumerate(shown)]
+    frames = [ViewFrame.from_structure(s) for s in shown]
+    columns = 4
+    rows = -(-len(frames) // columns)
+    show_view(grid_html(frames, titles, columns=columns, cell_height=240), rows * 240)
+    if len(result.structures) > GALLERY_SIZE:
+        st.caption(f"The first {GALLERY_SIZE} of {len(result.structures)} samples; all are in the table and the download.")
+    st.dataframe(_table(result), hide_index=True, width="stretch")
+    st.download_button("All samples (zip of CIF files)", data=lambda: _zip_cifs(result), file_name="samples.zip",
+                       mime="application/zip", icon=":material/download:", on_click="ignore", key="batch.dl")

@@ -1,0 +1,135 @@
+"""The Forward process page: pick a crystal, noise it to step t, see x_t over the clean crystal."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from diffusion import SCHEDULE_NAMES, Crystal, CrystalError, ForwardSetup, forward_noise, make_schedule
+from diffusion.data import SHARED_DATA, DatasetError, load_csv
+
+from .examples import EXAMPLE_CRYSTALS, example_structure
+from .figures import coordinate_histogram
+from .numbers import describe
+from .viewer import ViewFrame, ViewOptions, structure_html
+from .widgets import numbers_table, show_view
+
+MAX_UPLOAD_ATOMS = 200
+HISTOGRAM_DRAWS = 128
+VIEW_HEIGHT = 460
+ss = st.session_state
+
+
+def dataset_files() -> dict[str, Path]:
+    """The benchmark CSV files present next to the project (name -> path)."""
+    order = {"perov_5": 0, "mp_20": 1, "carbon_24": 2}
+    paths = sorted(Path(SHARED_DATA).glob("*/*.csv"), key=lambda p: (order.get(p.parent.name, 9), str(p)))
+    return {f"{path.parent.name}/{path.name}": path for path in paths}
+
+
+@st.cache_resource(show_spinner="Reading the dataset (parsed once, then cached on disk)...", max_entries=4)
+def _dataset(path: str):
+    return load_csv(path)
+
+
+def _from_example() -> tuple[Crystal, str]:
+    name = st.selectbox("Crystal", list(EXAMPLE_CRYSTALS), format_func=EXAMPLE_CRYSTALS.get, key="fwd.example")
+    return Crystal.from_structure(example_structure(name)), f"example:{name}"
+
+
+def _from_dataset() -> tuple[Crystal | None, str]:
+    files = dataset_files()
+    if not files:
+        st.error(f"No dataset files found under `{SHARED_DATA}`.")
+        return None, ""
+    name = st.selectbox("Dataset", list(files), key="fwd.dataset")
+    try:
+        dataset = _dataset(str(files[name]))
+    except DatasetError as exc:
+        st.error(str(exc))
+        return None, ""
+    index = st.number_input(f"Entry (1 to {len(dataset)})", min_value=1, max_value=len(dataset), value=1, step=1,
+                            key="fwd.index")
+    crystal = dataset[int(index) - 1]
+    st.caption(f"`{crystal.material_id}`: {crystal.formula}, {crystal.num_atoms} atoms")
+    return crystal, f"data:{name}:{int(index)}"
+
+
+def _from_upload() -> tuple[Crystal | None, str]:
+    upload = st.file_uploader("CIF file", type=["cif"], key="fwd.upload",
+                              help=f"An ordered crystal with at most {MAX_UPLOAD_ATOMS} atoms in its cell.")
+    if upload is None:
+        st.info("Upload a .cif file, or pick an example.", icon=":material/upload_file:")
+        return None, ""
+    data = upload.getvalue()
+    try:
+        crystal = Crystal.from_cif(data.decode("utf-8", errors="replace"), material_id=upload.name)
+    except CrystalError as exc:
+        st.error(f"{upload.name}: {exc}", icon=":material/error:")
+        return None, ""
+    if crystal.num_atoms > MAX_UPLOAD_ATOMS:
+        st.error(f"{upload.name} has {crystal.num_atoms} atoms; this page shows at most {MAX_UPLOAD_ATOMS}.",
+                 icon=":material/error:")
+        return None, ""
+    st.caption(f"{crystal.formula}, {crystal.num_atoms} atoms")
+    return crystal, f"upload:{hashlib.sha1(data).hexdigest()}"
+
+
+def pick_crystal() -> tuple[Crystal | None, str]:
+    """Crystal source widgets; returns (crystal or None, a key identifying it)."""
+    source = st.radio("Crystal from", ["Example", "Dataset entry", "Upload a CIF"], horizontal=True, key="fwd.source")
+    if source == "Example":
+        return _from_example()
+    if source == "Dataset entry":
+        return _from_dataset()
+    return _from_upload()
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _histogram_values(key: str, _crystal: Crystal, schedule: str, T: int, t: int) -> np.ndarray:
+    setup = ForwardSetup(schedule=schedule, num_steps=T)
+    return np.concatenate([forward_noise(_crystal, t, setup, seed=s).frac_coords.numpy().ravel()
+                           for s in range(HISTOGRAM_DRAWS)])
+
+
+def forward_panel(crystal: Crystal, key: str) -> None:
+    """Schedule and seed widgets, then (in a fragment) the slider, x_t in 3D, its numbers and histogram."""
+    left, middle, right = st.columns(3)
+    schedule = left.selectbox("Lattice schedule", list(SCHEDULE_NAMES), index=list(SCHEDULE_NAMES).index("cosine"),
+                              key="fwd.schedule")
+    T = int(middle.number_input("Steps T", min_value=10, max_value=5000, value=1000, step=50, key="fwd.T"))
+    seed = int(right.number_input("Noise seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="fwd.seed"))
+    if ss.get("fwd.t", 0) > T:
+        ss["fwd.t"] = T
+
+    @st.fragment
+    def _panel() -> None:
+        t = st.slider("Step t of the forward process: 0 (crystal) → T (noise)", 0, T, key="fwd.t")
+        setup = ForwardSetup(schedule=schedule, num_steps=T)
+        noisy = forward_noise(crystal, t, setup, seed=seed)
+        sched = make_schedule(schedule, T)
+        view_col, side = st.columns([3, 2], gap="medium")
+        with view_col:
+            sub = st.columns(2)
+            ghost_on = sub[0].toggle("Clean crystal as a ghost", value=True, key="fwd.ghost")
+            supercell = sub[1].selectbox("Cells shown", (1, 2, 3), key="fwd.supercell", format_func=lambda n: f"{n}×{n}×{n}")
+            frame = ViewFrame(noisy.lattice.numpy(), noisy.frac_coords.numpy(), noisy.atomic_numbers.numpy())
+            ghost = ViewFrame(crystal.lattice.numpy(), crystal.frac_coords.numpy(), crystal.atomic_numbers.numpy()) \
+                if ghost_on and t > 0 else None
+            options = ViewOptions(height=VIEW_HEIGHT, supercell=(supercell,) * 3, ghost_label="clean crystal x₀",
+                                  group="forward", boundary=0.02 if t == 0 else 0.0)
+            show_view(structure_html(frame, ghost, options), VIEW_HEIGHT)
+        with side:
+            numbers = describe(noisy.to_structure())
+            numbers_table(numbers, [("step t", f"{t} of {T}"), ("signal kept in the lattice √ᾱ_t", f"{float(sched.abar[t]) ** 0.5:.3f}"),
+                                    ("coordinate noise σ_t", f"{float(sched.sigma[t]):.3f}")])
+        values = _histogram_values(key, crystal, schedule, T, t)
+        st.plotly_chart(coordinate_histogram(values, float(sched.sigma[t])), width="stretch", key="fwd.hist",
+                        config={"displayModeBar": False})
+        st.caption(f"All fractional coordinates of x_t from {HISTOGRAM_DRAWS} independent noise draws. At t = 0 they "
+                   "are a few sharp peaks (the Wyckoff positions); as σ_t grows they blur and wrap around, and near "
+                   "t = T the histogram is flat: uniform on [0, 1), the prior the reverse process starts from.")
+
+    _panel()

@@ -1,0 +1,494 @@
+"""The Generate page: conditions -> one sampling run -> a player from x_T (noise) to x_0 (a crystal).
+
+Session state (all keys start with ``gen.``):
+    widget values       gen.model, gen.composition, gen.num_atoms, gen.sg_text, gen.use_prop, gen.prop,
+                        gen.guidance, gen.sampler, gen.steps, gen.seed
+    gen.results         earlier results of this session (a failed run never removes one)
+    gen.shown           id of the result on screen
+    gen.t.<id>          the step t shown for result <id> (the slider)
+    gen.playing         whether the player advances by itself
+    gen.pending         a run was asked for by a link or a one-click example
+The result on screen and its step are mirrored in the URL (``st.query_params``), so a
+copied link reopens the same trajectory at the same step.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from diffusion import FormulaError, parse_formula
+from diffusion.api import MAX_ATOMS
+
+from .examples import GENERATE_EXAMPLES, GenerateExample
+from .figures import diagnostics_figure
+from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
+from .numbers import describe, parse_space_group, space_group_label
+from .settings import DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED, SAMPLER_LABELS, GenerateSettings, from_query
+from .viewer import ViewFrame, ViewOptions, structure_html
+from .widgets import numbers_table, show_view
+
+MAX_RESULTS = 12
+PLAY_TICK_SECONDS = 0.35
+PLAY_TICKS = 30            # a whole trajectory plays in about this many frames
+VIEW_HEIGHT = 470
+WIDGETS = ("gen.model", "gen.composition", "gen.num_atoms", "gen.sg_text", "gen.use_prop", "gen.prop",
+           "gen.guidance", "gen.sampler", "gen.steps", "gen.seed")
+ss = st.session_state
+
+
+@dataclass(frozen=True)
+class Result:
+    """One finished sampling run kept in the session."""
+
+    id: int
+    settings: GenerateSettings
+    task: str
+    trajectory: object          # diffusion.Trajectory
+    abar: np.ndarray            # (T+1,) of the model's lattice schedule, for the captions
+    sigma: np.ndarray           # (T+1,) coordinate noise levels
+    seconds: float
+
+    @property
+    def steps(self) -> list[int]:
+        return [int(t) for t in self.trajectory.timesteps.tolist()]
+
+    @property
+    def label(self) -> str:
+        return f"#{self.id}: {self.settings.summary(self.task)}"
+
+
+# ---------------------------------------------------------------- state
+
+def _default_model(models: list[ModelEntry]) -> ModelEntry:
+    for name in ("perov_5", "mp_20"):
+        for entry in models:
+            if entry.name == name:
+                return entry
+    return next((m for m in models if m.task == "csp"), models[0])
+
+
+def _entry(models: list[ModelEntry], name: str) -> ModelEntry | None:
+    return next((m for m in models if m.name == name), None)
+
+
+def _steps_of(entry: ModelEntry) -> int:
+    return int((entry.card.get("process") or {}).get("num_steps") or 1000)
+
+
+def _settings_to_widgets(settings: GenerateSettings, info: ModelInfo | None) -> None:
+    ss["gen.model"] = settings.model
+    ss["gen.composition"] = settings.composition
+    ss["gen.num_atoms"] = int(settings.num_atoms if info is None else min(settings.num_atoms, info.max_atoms))
+    ss["gen.sg_text"] = "" if settings.space_group is None else str(settings.space_group)
+    ss["gen.use_prop"] = settings.prop is not None
+    if settings.prop is not None:
+        ss["gen.prop"] = float(settings.prop)
+    elif info is not None and info.use_property:
+        ss["gen.prop"] = round(info.property_mean, 3)
+    ss["gen.guidance"] = float(settings.guidance)
+    ss["gen.sampler"] = settings.sampler
+    ss["gen.steps"] = int(settings.steps)
+    ss["gen.seed"] = int(settings.seed)
+
+
+def init_state(models: list[ModelEntry]) -> None:
+    """First run of the page in this session: defaults, overridden by the URL's settings."""
+    for key in WIDGETS:  # keep widget values while their widget is hidden (e.g. another task)
+        if key in ss:
+            ss[key] = ss[key]
+    ss.setdefault("gen.results", [])
+    ss.setdefault("gen.next_id", 1)
+    ss.setdefault("gen.playing", False)
+    if ss.get("gen.model") not in {m.name for m in models}:
+        ss.pop("gen.initialized", None)
+    if ss.get("gen.initialized"):
+        return
+    ss["gen.initialized"] = True
+    entry = _default_model(models)
+    default = GenerateSettings(model=entry.name)
+    params = {k: st.query_params[k] for k in st.query_params}
+    settings, step, errors = from_query(params, {m.name: _steps_of(m) for m in models}, default)
+    info, _ = try_model_info(_entry(models, settings.model))
+    if info is not None and "atoms" not in params and info.task == "gen":
+        settings = settings.replace(num_atoms=info.typical_atoms)
+    _settings_to_widgets(settings, info)
+    ss["gen.link_errors"] = errors
+    if "model" in params and not errors:
+        ss["gen.pending"] = True   # a shared link: reproduce its trajectory right away
+        ss["gen.link_step"] = step
+
+
+def _on_model_change(models: list[ModelEntry]) -> None:
+    entry = _entry(models, ss["gen.model"])
+    info, _ = try_model_info(entry) if entry else (None, None)
+    if info is None:
+        return
+    ss["gen.steps"] = min(int(ss.get("gen.steps", 100)), info.num_steps)
+    ss["gen.num_atoms"] = min(int(ss.get("gen.num_atoms", info.typical_atoms)), info.max_atoms)
+    if info.task == "gen" and "gen.num_atoms" not in ss:
+        ss["gen.num_atoms"] = info.typical_atoms
+    if info.use_property:
+        ss["gen.prop"] = round(info.property_mean, 3)
+    ss["gen.use_prop"] = False
+
+
+def _on_sampler_change(models: list[ModelEntry]) -> None:
+    entry = _entry(models, ss["gen.model"])
+    ss["gen.steps"] = min(DEFAULT_STEPS[ss["gen.sampler"]], _steps_of(entry) if entry else 1000)
+
+
+# ---------------------------------------------------------------- one-click examples
+
+def check_formula(info: ModelInfo, text: str) -> list[int]:
+    """Atomic numbers of a composition this model can make; ``FormulaError`` says why not.
+
+    The same rules as ``diffusion.check_composition`` plus the model's largest training cell,
+    checked from the checkpoint's statistics so no network has to be loaded.
+    """
+    from pymatgen.core.periodic_table import Element
+
+    numbers = parse_formula(text, max_atoms=MAX_ATOMS)
+    known = set(info.elements)
+    unknown = sorted({z for z in numbers if known and z not in known})
+    if unknown:
+        names = ", ".join(Element.from_Z(z).symbol for z in unknown)
+        raise FormulaError(f"this model was not trained on {names}; it knows {len(known)} elements")
+    if len(numbers) > info.max_atoms:
+        raise FormulaError(f"{len(numbers)} atoms is more than this model was trained on "
+                           f"(at most {info.max_atoms} per cell)")
+    return numbers
+
+
+def choose_model(example: GenerateExample, models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo] | None:
+    """The best offered structure-prediction model for an example, or None if none can make it."""
+    candidates = []
+    for entry in models:
+        info, _ = try_model_info(entry)
+        if info is None or info.task != "csp":
+            continue
+        try:
+            check_formula(info, example.composition)
+        except FormulaError:
+            continue
+        rank = (entry.name not in example.prefer, not (example.space_group and info.use_space_group))
+        candidates.append((rank, entry.name, entry, info))
+    if not candidates:
+        return None
+    _, _, entry, info = min(candidates, key=lambda c: (c[0], c[1]))
+    return entry, info
+
+
+def _apply_example(example: GenerateExample, models: list[ModelEntry]) -> None:
+    choice = choose_model(example, models)
+    if choice is None:
+        return
+    entry, info = choice
+    settings = GenerateSettings(model=entry.name, composition=example.composition,
+                                space_group=example.space_group if info.use_space_group else None,
+                                sampler=ss.get("gen.sampler", "ddim"),
+                                steps=min(int(ss.get("gen.steps", 100)), info.num_steps), seed=int(ss.get("gen.seed", 0)))
+    _settings_to_widgets(settings, info)
+    ss["gen.pending"] = True
+    ss["gen.example_note"] = f"{example.label}: {example.note}; model `{entry.name}`" + (
+        "" if example.prefer and entry.name in example.prefer else
+        f" (`{entry.name}` was not trained on such crystals: expect a rough structure)")
+
+
+def examples_row(models: list[ModelEntry]) -> None:
+    st.markdown("**One-click examples** (sets the conditions below and generates):")
+    columns = st.columns(len(GENERATE_EXAMPLES))
+    for column, example in zip(columns, GENERATE_EXAMPLES):
+        choice = choose_model(example, models)
+        help_text = (f"{example.composition}, {example.note}" + (f", space group {example.space_group}" if example.space_group else "")
+                     if choice else f"none of the offered models can make {example.composition}")
+        column.button(example.label, key=f"gen.example.{example.key}", help=help_text, disabled=choice is None,
+                      on_click=_apply_example, args=(example, models), width="stretch")
+
+
+# ---------------------------------------------------------------- conditions
+
+def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, GenerateSettings | None, str | None]:
+    """The condition, sampler and seed widgets; returns (entry, info, settings, first error or None)."""
+    names = [m.name for m in models]
+    labels = {m.name: m.label for m in models}
+    left, middle, right = st.columns([1.2, 1, 1], gap="large")
+    problems: list[str] = []
+    with left:
+        st.selectbox("Model", names, key="gen.model", format_func=lambda n: labels.get(n, n),
+                     on_change=_on_model_change, args=(models,),
+                     help="Trained checkpoints found in the models folder; see their cards on the Home page.")
+        entry = _entry(models, ss["gen.model"])
+        info, load_error = try_model_info(entry)
+        if info is None:
+            st.error(load_error)
+            return entry, None, None, load_error
+        if info.task == "csp":
+            st.text_input("Composition (atoms in the cell)", key="gen.composition", max_chars=200,
+                          help="Element symbols with counts, e.g. SrTiO3, NaCl, Ti2O4 (rutile has 6 atoms "
+                               "in its cell, so TiO2 as 'Ti2O4'). The model places these atoms.")
+            try:
+                numbers = check_formula(info, ss["gen.composition"])
+                st.caption(f"{len(numbers)} atoms. The model knows {len(info.elements)} elements.")
+            except FormulaError as exc:
+                st.error(f"Composition: {exc}.", icon=":material/error:")
+                problems.append(f"composition: {exc}")
+        else:
+            st.number_input("Number of atoms", min_value=1, max_value=info.max_atoms, step=1, key="gen.num_atoms",
+                            help="Ab initio generation: the model chooses the elements as well as the structure.")
+        space_group = None
+        if info.use_space_group:
+            st.text_input("Space group (optional)", key="gen.sg_text", placeholder="e.g. 136 or P4_2/mnm",
+                          help="Ask for a symmetry: a number 1-230 or a Hermann-Mauguin symbol. Empty = any.")
+            space_group, message = parse_space_group(ss.get("gen.sg_text", ""))
+            if message:
+                st.error(f"Space group: {message}.", icon=":material/error:")
+                problems.append(f"space group: {message}")
+            elif space_group is not None:
+                st.caption(f"Asking for {space_group_label(space_group)}.")
+    with middle:
+        prop = None
+        if info.use_property:
+            label = info.property_name or "property"
+            st.checkbox(f"Condition on {label}", key="gen.use_prop",
+                        help="Classifier-free guidance toward a target value of the property the model was trained with.")
+            low, high = info.property_mean - 4 * info.property_std, info.property_mean + 4 * info.property_std
+            ss.setdefault("gen.prop", round(info.property_mean, 3))
+            st.number_input(f"Target {label}", key="gen.prop", format="%.3f", disabled=not ss.get("gen.use_prop"),
+                            help=f"Training data: mean {info.property_mean:.3f}, std {info.property_std:.3f}.")
+            if ss.get("gen.use_prop"):
+                prop = float(ss["gen.prop"])
+                if not (math.isfinite(prop) and low <= prop <= high):
+                    st.warning(f"{prop:g} is far outside the training data ({low:.2f} to {high:.2f}); "
+                               "the model will extrapolate.")
+        if info.use_property or info.use_space_group:
+            st.slider("Guidance scale w", 0.0, 5.0, step=0.25, key="gen.guidance",
+                      help="eps = (1 + w) eps(x, t, condition) - w eps(x, t, none); 0 = plain conditional "
+                           "sampling, larger pushes harder toward the condition.")
+        else:
+            st.caption("This model takes no property or space-group condition.")
+    with right:
+        st.selectbox("Sampler", list(SAMPLER_LABELS), key="gen.sampler", format_func=SAMPLER_LABELS.get,
+                     on_change=_on_sampler_change, args=(models,))
+        st.number_input(f"Network evaluations (steps, 1 to T = {info.num_steps})", min_value=1,
+                        max_value=info.num_steps, step=10, key="gen.steps",
+                        help="Fewer steps = faster; DDIM works well with 50-100, DDPM is the full T.")
+        st.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="gen.seed",
+                        help="Same settings and seed give the same trajectory.")
+    settings = GenerateSettings(
+        model=entry.name, composition=str(ss.get("gen.composition", "")).strip(),
+        num_atoms=int(ss.get("gen.num_atoms", info.typical_atoms)), space_group=space_group, prop=prop,
+        guidance=float(ss.get("gen.guidance", 0.0)) if (space_group is not None or prop is not None) else 0.0,
+        sampler=ss["gen.sampler"], steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]))
+    return entry, info, settings, (problems[0] if problems else None)
+
+
+# ---------------------------------------------------------------- running
+
+def run(entry: ModelEntry, settings: GenerateSettings) -> None:
+    """Sample (cached) and keep the result; an error is kept for display and nothing is removed."""
+    started = time.perf_counter()
+    try:
+        trajectory = sample_trajectory(entry.path, entry.version, settings)
+        model = get_model(entry)
+    except Exception as exc:  # a failed run must never break the page or wipe earlier results
+        ss["gen.error"] = f"Generation failed: {exc}"
+        return
+    result = Result(id=ss["gen.next_id"], settings=settings, task=model.process.task, trajectory=trajectory,
+                    abar=model.abar.detach().cpu().double().numpy(), sigma=model.sigma.detach().cpu().double().numpy(),
+                    seconds=time.perf_counter() - started)
+    ss["gen.next_id"] += 1
+    ss["gen.results"] = (ss["gen.results"] + [result])[-MAX_RESULTS:]
+    ss["gen.shown"] = result.id
+    step = ss.pop("gen.link_step", None)
+    ss[f"gen.t.{result.id}"] = result.steps[result.trajectory.frame_of_step(step)] if step is not None else 0
+    ss["gen.playing"] = False
+    ss.pop("gen.error", None)
+
+
+def generate_button(entry: ModelEntry, settings: GenerateSettings | None, problem: str | None) -> None:
+    pressed = st.button("Generate", type="primary", icon=":material/auto_awesome:", key="gen.go")
+    pending = ss.pop("gen.pending", False)
+    if pressed or pending:
+        if settings is None or problem:
+            ss["gen.error"] = f"Nothing generated: fix the {problem or 'settings'} first."
+        else:
+            run(entry, settings)
+    if ss.get("gen.error"):
+        st.error(ss["gen.error"], icon=":material/error:")
+    note = ss.pop("gen.example_note", None)
+    if note and not ss.get("gen.error"):
+        st.caption(note)
+
+
+# ---------------------------------------------------------------- showing a result
+
+def _shown() -> Result | None:
+    results = ss.get("gen.results", [])
+    if not results:
+        return None
+    by_id = {r.id: r for r in results}
+    if ss.get("gen.shown") not in by_id:
+        ss["gen.shown"] = results[-1].id
+    return by_id[ss["gen.shown"]]
+
+
+def _sync_url(result: Result, t: int) -> None:
+    query = result.settings.to_query(result.task)
+    query["t"] = str(int(t))
+    if {k: st.query_params[k] for k in st.query_params} != query:
+        st.query_params.from_dict(query)
+
+
+def _top_types(probs: np.ndarray, count: int = 3) -> str:
+    from pymatgen.core.periodic_table import Element
+
+    probs = probs.copy()
+    probs[0] = 0.0
+    order = np.argsort(probs)[::-1][:count]
+    return " · ".join(f"{Element.from_Z(int(z)).symbol} {100 * probs[z]:.0f}%" for z in order if probs[z] > 0)
+
+
+def _undecided_table(result: Result, k: int) -> None:
+    trajectory = result.trajectory
+    masked = trajectory.masked(k, 0)
+    total = len(masked)
+    st.markdown(f"**Atom types:** {total - int(masked.sum())} of {total} decided at this step.")
+    if trajectory.type_probs is None or not masked.any():
+        return
+    probs = trajectory.type_probs[k, : total].double().numpy()
+    rows = [(f"atom {i + 1}", _top_types(probs[i])) for i in np.flatnonzero(masked)]
+    st.dataframe(pd.DataFrame(rows, columns=["undecided atom", "model's p(type | x_t), top 3"]), hide_index=True,
+                 width="stretch", height=min(38 + 35 * len(rows), 260))
+
+
+def _numbers(result: Result, k: int, predicted: bool):
+    cache = ss.setdefault("gen.numbers_cache", {})
+    key = (result.id, k, predicted)
+    if key not in cache:
+        structure = result.trajectory.structure(frame=k, predicted=predicted)
+        shortest = None if predicted else float(result.trajectory.min_distance[k, 0])
+        cache[key] = describe(structure, shortest=shortest)
+        if len(cache) > 4000:
+            cache.clear()
+    return cache[key]
+
+
+def player(result: Result) -> None:
+    """Slider + play/pause, the 3D view at step t, its numbers and the diagnostics (one fragment)."""
+    key = f"gen.t.{result.id}"
+    steps = result.steps
+    if ss.get(key) not in steps:
+        ss[key] = 0
+
+    @st.fragment(run_every=PLAY_TICK_SECONDS if ss.get("gen.playing") else None)
+    def _player() -> None:
+        stride = max(1, math.ceil(len(steps) / PLAY_TICKS))
+        finished = False
+        if ss.get("gen.playing"):
+            index = steps.index(ss[key])
+            index = min(index + stride, len(steps) - 1)
+            ss[key] = steps[index]
+            finished = index == len(steps) - 1
+        play_col, slider_col = st.columns([1, 9], vertical_alignment="bottom")
+        with play_col:
+            playing = ss.get("gen.playing", False)
+            if st.button("Pause" if playing else "Play", icon=":material/pause:" if playing else ":material/play_arrow:",
+                         key="gen.play", width="stretch"):
+                ss["gen.playing"] = not playing
+                if ss["gen.playing"] and ss[key] == steps[-1]:
+                    ss[key] = steps[0]
+                st.rerun()
+        with slider_col:
+            st.select_slider("Step t of the reverse process: T (noise) → 0 (crystal)", options=steps, key=key)
+        t = int(ss[key])
+        k = result.trajectory.frame_of_step(t)
+        view_col, numbers_col = st.columns([3, 2], gap="medium")
+        with numbers_col:
+            sub = st.columns(2)
+            supercell = sub[0].selectbox("Cells shown", (1, 2, 3), key="gen.supercell",
+                                         format_func=lambda n: f"{n}×{n}×{n}")
+            ghost_on = sub[1].toggle("Ghost: model's x̂₀", key="gen.ghost",
+                                     help="The model's prediction of the final crystal, made at this step, drawn faint.",
+                                     disabled=t == 0)
+            numbers = _numbers(result, k, False)
+            extra = [("step t", f"{t} of {steps[0]}"),
+                     ("lattice signal kept √ᾱ_t", f"{result.abar[t] ** 0.5:.3f}"),
+                     ("coordinate noise σ_t", f"{result.sigma[t]:.3f}")]
+            numbers_table(numbers, extra)
+            if result.task == "gen":
+                _undecided_table(result, k)
+        with view_col:
+            structure = result.trajectory.structure(frame=k)
+            masked = result.trajectory.masked(k, 0) if result.task == "gen" else None
+            frame = ViewFrame.from_structure(structure, masked)
+            ghost = None
+            if ghost_on and t > 0:
+                ghost = ViewFrame.from_structure(result.trajectory.structure(frame=k, predicted=True))
+            options = ViewOptions(height=VIEW_HEIGHT, supercell=(supercell,) * 3, ghost_label="model's x̂₀ (predicted)",
+                                  group="generate", boundary=0.02 if t == 0 else 0.0)
+            show_view(structure_html(frame, ghost, options), VIEW_HEIGHT)
+        st.plotly_chart(diagnostics_figure(result.trajectory, 0, t), width="stretch", key="gen.diagnostics",
+                        config={"displayModeBar": False})
+        if "t" not in st.query_params or st.query_params["t"] != str(t):
+            st.query_params["t"] = str(t)
+        if finished:
+            ss["gen.playing"] = False
+            st.rerun()
+
+    _player()
+
+
+def _final_cif(result: Result) -> str:
+    from pymatgen.io.cif import CifWriter
+    return str(CifWriter(result.trajectory.structure(frame=result.trajectory.num_frames - 1)))
+
+
+def downloads(result: Result) -> None:
+    stem = "".join(ch for ch in result.settings.composition if ch.isalnum()) if result.task == "csp" else \
+        f"abinitio{result.settings.num_atoms}"
+    stem = f"{stem}_{result.settings.model}_{result.settings.sampler}{result.settings.steps}_seed{result.settings.seed}"
+    left, right, _ = st.columns([1, 1.4, 1.6])
+    left.download_button("Final structure (CIF)", data=lambda: _final_cif(result), file_name=f"{stem}.cif",
+                         mime="chemical/x-cif", icon=":material/download:", on_click="ignore", key="gen.dl_cif", width="stretch")
+    right.download_button(f"Trajectory, {result.trajectory.num_frames} frames (XYZ)",
+                          data=lambda: result.trajectory.to_extxyz(0), file_name=f"{stem}_trajectory.extxyz",
+                          mime="chemical/x-xyz", icon=":material/download:", on_click="ignore", key="gen.dl_xyz", width="stretch",
+                          help="Every recorded step as multi-frame extended XYZ (opens in ASE, OVITO, VESTA).")
+
+
+def results_section() -> None:
+    result = _shown()
+    if result is None:
+        st.info("Press **Generate** (or a one-click example) to sample a crystal. You will then scrub a slider "
+                "from t = T, pure noise, to t = 0, the generated crystal, and watch it condense.",
+                icon=":material/info:")
+        return
+    results = ss["gen.results"]
+    pick, clear = st.columns([5, 1], vertical_alignment="bottom")
+    with pick:
+        labels = {r.id: f"{r.label}  ({r.seconds:.1f} s)" for r in results}
+        st.selectbox("Result shown (earlier results stay here for this session)", [r.id for r in reversed(results)],
+                      key="gen.shown", format_func=lambda i: labels.get(i, str(i)))
+    with clear:
+        if st.button("Clear results", key="gen.clear", width="stretch"):
+            ss["gen.results"] = []
+            ss.pop("gen.shown", None)
+            st.query_params.clear()
+            st.rerun()
+    result = _shown()
+    final = result.trajectory.structure(frame=result.trajectory.num_frames - 1)
+    final_numbers = _numbers(result, result.trajectory.num_frames - 1, False)
+    sg = f", space group {final_numbers.space_group[0]} ({final_numbers.space_group[1]})" if final_numbers.space_group else ""
+    st.markdown(f"**Generated:** {final.composition.reduced_formula} ({len(final)} atoms){sg}, "
+                f"{'structurally valid' if final_numbers.valid else 'NOT valid (atoms closer than 0.5 Å)'}; "
+                f"{result.trajectory.num_frames} recorded steps, "
+                + ("taken from the cache (same settings as before)." if result.seconds < 0.1 else
+                   f"sampled in {result.seconds:.1f} s."))
+    player(result)
+    _sync_url(result, int(ss[f"gen.t.{result.id}"]))
+    downloads(result)

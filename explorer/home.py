@@ -1,0 +1,128 @@
+"""The home page's sections: what diffusion for crystals is, the pages, the shipped models."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from diffusion import Crystal, ForwardSetup, forward_noise
+
+from .examples import example_structure
+from .layout import PAGES, page_link
+from .models import available_models, device_text, models_folder, try_model_info
+from .viewer import ViewFrame, ViewOptions, structure_html
+from .widgets import show_view
+
+NOISE_LEVELS = ((0, "t = 0: the crystal (x₀)"), (650, "t = 650: half way"), (1000, "t = T = 1000: pure noise (x_T)"))
+PAGE_BLURBS = {
+    "Noise schedules": "how fast each schedule destroys the signal: β_t, ᾱ_t, log-SNR, σ_t, side by side.",
+    "Forward process": "noise a real crystal step by step and watch its coordinates spread to uniform.",
+    "Generate": "run a trained model backwards from noise to a crystal, and scrub through every step in 3D.",
+    "Batch & metrics": "sample many crystals at once, check their validity and compare them with the data.",
+}
+
+
+@st.cache_data(show_spinner=False)
+def _noise_views(height: int) -> list[str]:
+    crystal = Crystal.from_structure(example_structure("NaCl"))
+    setup = ForwardSetup(schedule="cosine", num_steps=1000)
+    views = []
+    for t, _ in NOISE_LEVELS:
+        noisy = forward_noise(crystal, t, setup, seed=3)
+        frame = ViewFrame(noisy.lattice.numpy(), noisy.frac_coords.numpy(), noisy.atomic_numbers.numpy())
+        views.append(structure_html(frame, options=ViewOptions(height=height, group="home", boundary=0.02 if t == 0 else 0.0,
+                                                               show_legend=t == 0)))
+    return views
+
+
+def introduction() -> None:
+    text, picture = st.columns([2, 3], gap="large")
+    with text:
+        st.markdown(
+            "A **diffusion model** learns to undo noise. During training, real crystals are destroyed step by "
+            "step: the cell is shaken, the atoms are pushed around until they sit at random places, and a "
+            "network learns to predict, at every step t, the noise that was added.\n\n"
+            "To **generate**, the model starts from pure noise at t = T, a random cell with randomly placed "
+            "atoms, and removes a little of the predicted noise at every step. After T steps a crystal is left.\n\n"
+            "A crystal is three things: the **atom types** A, their **fractional coordinates** F in the cell, "
+            "and the **lattice** L (three vectors). Each has its own noise: the lattice is Gaussian-noised, "
+            "the coordinates are noised *around the torus* (an atom leaving the cell comes back on the other "
+            "side), and, when the model also picks the elements, types are masked one by one.")
+        st.caption(f"The core runs on: **{device_text()}**")
+    with picture:
+        st.markdown("**Rock salt (NaCl) at three noise levels of the forward process**")
+        columns = st.columns(3)
+        for column, html, (_, caption) in zip(columns, _noise_views(230), NOISE_LEVELS):
+            with column:
+                show_view(html, 230)
+                st.caption(caption)
+
+
+def pages_overview() -> None:
+    st.subheader("Pages")
+    columns = st.columns(len(PAGES) - 1)
+    for column, (path, label, icon) in zip(columns, PAGES[1:]):
+        with column.container(border=True):
+            if not page_link(path, f"**{label}**", icon):
+                st.markdown(f"**{label}**")
+            st.caption(PAGE_BLURBS[label])
+
+
+def _fmt_seconds(seconds) -> str:
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return "?"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def _card(entry) -> None:
+    card = entry.card
+    info, error = try_model_info(entry)
+    task = {"csp": "crystal structure prediction (give a composition; the model makes the structure)",
+            "gen": "ab initio generation (the model chooses elements and structure)"}.get(entry.task, entry.task)
+    st.markdown(f"#### `{entry.name}`")
+    st.markdown(f"**Task:** {task}")
+    if card.get("description"):
+        st.caption(card["description"])
+    if error:
+        st.error(error)
+    data = card.get("data") or []
+    files = ", ".join(f"`{Path(d.get('file', '?')).parent.name}/{Path(d.get('file', '?')).name}`" if isinstance(d, dict)
+                      else f"`{d}`" for d in data) or "?"
+    split = card.get("split") or {}
+    conditions = card.get("conditions") or {}
+    cond = [f"property `{conditions['property']}`"] if conditions.get("property") else []
+    if conditions.get("space_group"):
+        cond.append("space group")
+    lines = [
+        f"- **Trained on:** {files}",
+        (f"- **Split:** {split.get('train', '?')} training / {split.get('validation', '?')} validation crystals, "
+         f"at most {split.get('max_atoms', '?')} atoms per cell") if split else "- **Split:** ?",
+        f"- **Conditions:** {', '.join(cond) or 'none'}",
+        f"- **Elements known:** {len(info.elements) if info else '?'}; **diffusion steps T:** {info.num_steps if info else '?'}",
+        f"- **Parameters:** {card['parameters']:,}" if isinstance(card.get("parameters"), int) else "- **Parameters:** ?",
+        f"- **Training:** {card.get('steps', '?')} optimizer steps ({card.get('epochs', '?')} epochs), "
+        f"{_fmt_seconds(card.get('wall_seconds'))} on {card.get('hardware', '?')}",
+    ]
+    st.markdown("\n".join(lines))
+    metrics = card.get("metrics") or {}
+    if metrics:
+        st.markdown("**Metrics** (from the model card)")
+        flat = [(k, f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
+        st.dataframe(pd.DataFrame(flat, columns=["metric", "value"]), hide_index=True, width="stretch")
+    else:
+        st.caption("No evaluation metrics in this card yet.")
+
+
+def models_section() -> None:
+    st.subheader("Models")
+    models = available_models()
+    if not models:
+        st.warning(f"No trained models found in `{models_folder()}`. Train one with "
+                   "`python -m diffusion train --data ... --out checkpoints/<name>.pt`.")
+        return
+    columns = st.columns(min(len(models), 3))
+    for i, entry in enumerate(models):
+        with columns[i % len(columns)].container(border=True):
+            _card(entry)

@@ -1,0 +1,153 @@
+"""Which checkpoints the app offers, loading them once, and cached sampling runs.
+
+Only checkpoints found by ``diffusion.list_checkpoints()`` are ever offered (the folder
+is ``$CRYSTAL_DIFFUSION_CHECKPOINTS`` or the repository's ``checkpoints/``): the app
+never loads a path typed by a user. A checkpoint is identified by its name plus its
+file's modification time, so a model rewritten by a running training job is reloaded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+import torch
+
+from diffusion import CheckpointError, describe_device, generate, list_checkpoints, load_model, resolve_device
+from diffusion.checkpoints import checkpoint_folder, read_checkpoint
+
+from .settings import GenerateSettings
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One offered checkpoint: its name, file, version (mtime in ns) and model card."""
+
+    name: str
+    path: str
+    version: int
+    card: dict
+
+    @property
+    def task(self) -> str:
+        return str(self.card.get("task") or "csp")
+
+    @property
+    def label(self) -> str:
+        task = {"csp": "structure from a composition", "gen": "ab initio"}.get(self.task, self.task)
+        return f"{self.name} ({task})"
+
+
+def available_models() -> list[ModelEntry]:
+    """The checkpoints of the models folder, read fresh on every call (cheap: a glob and small JSON cards)."""
+    entries = []
+    for info in list_checkpoints():
+        try:
+            version = info.path.stat().st_mtime_ns
+        except OSError:
+            continue  # removed between the glob and now
+        entries.append(ModelEntry(info.name, str(info.path), int(version), dict(info.card)))
+    return entries
+
+
+def models_folder() -> str:
+    return str(checkpoint_folder())
+
+
+@st.cache_resource(show_spinner=False)
+def app_device() -> torch.device:
+    """CUDA when present, else the CPU (shared by all sessions)."""
+    return resolve_device("auto")
+
+
+def device_text() -> str:
+    return describe_device(app_device())
+
+
+@st.cache_resource(max_entries=6, show_spinner="Loading the model...")
+def _load(path: str, version: int, device: str):
+    # ``version`` is only part of the cache key: a rewritten checkpoint is a new entry
+    return load_model(path, device)
+
+
+def get_model(entry: ModelEntry):
+    """The loaded model (shared by all sessions: never mutate it). Raises ``CheckpointError``."""
+    return _load(entry.path, entry.version, str(app_device()))
+
+
+def try_get_model(entry: ModelEntry):
+    """(model, None) or (None, message) for a checkpoint that cannot be read."""
+    try:
+        return get_model(entry), None
+    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError) as exc:
+        return None, f"could not load {entry.name}: {exc}"
+
+
+@st.cache_data(max_entries=24, show_spinner=False)
+def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_samples: int = 1,
+                      record: str = "all"):
+    """Run the sampler once for these exact settings (cached; a cache hit is instant).
+
+    The progress bar lives inside the cached function (Streamlit replays it on a hit), and
+    is emptied at the end so a finished run leaves nothing behind.
+    """
+    model = _load(path, version, str(app_device()))
+    bar = st.progress(0.0, text="Sampling...")
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 50) == 0:
+            bar.progress(done / total, text=f"Sampling: step {done} of {total}")
+
+    try:
+        kwargs = settings.generate_kwargs(model.process.task)
+        return generate(model, num_samples=num_samples, record=record, progress=progress, **kwargs)
+    finally:
+        bar.empty()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the Generate page needs to know about a loaded model to build its widgets."""
+
+    task: str
+    num_steps: int
+    elements: tuple[int, ...]
+    max_atoms: int
+    typical_atoms: int
+    use_property: bool
+    property_name: str | None
+    property_mean: float
+    property_std: float
+    use_space_group: bool
+
+    @property
+    def element_symbols(self) -> list[str]:
+        from pymatgen.core.periodic_table import Element
+        return [Element.from_Z(z).symbol for z in self.elements]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _info(path: str, version: int) -> ModelInfo:
+    data = read_checkpoint(path)  # tensors + plain config only; no network is built (fast)
+    norm, process, config = data["normalization"], data["process"], data["model_config"]
+    counts = [int(c) for c in norm.get("num_atoms_counts") or []]
+    max_atoms = int(norm.get("max_atoms") or 20)
+    typical = max(range(len(counts)), key=lambda n: counts[n]) if counts and sum(counts) > 0 else min(8, max_atoms)
+    use_property = bool(config.get("use_property"))
+    return ModelInfo(task=str(process.get("task") or "csp"), num_steps=int(process.get("num_steps") or 1000),
+                     elements=tuple(int(z) for z in norm.get("elements") or ()), max_atoms=max_atoms,
+                     typical_atoms=max(1, int(typical)), use_property=use_property,
+                     property_name=process.get("property_name") if use_property else None,
+                     property_mean=float(norm.get("property_mean", 0.0)), property_std=float(norm.get("property_std", 1.0)),
+                     use_space_group=bool(config.get("use_space_group")))
+
+
+def model_info(entry: ModelEntry) -> ModelInfo:
+    """What a checkpoint can do, read from the file without building the network. Raises ``CheckpointError``."""
+    return _info(entry.path, entry.version)
+
+
+def try_model_info(entry: ModelEntry) -> tuple[ModelInfo | None, str | None]:
+    try:
+        return model_info(entry), None
+    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        return None, f"could not read {entry.name}: {exc}"

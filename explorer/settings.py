@@ -1,0 +1,170 @@
+"""The Generate page's settings as a frozen dataclass, and their round trip through the URL.
+
+No Streamlit here: ``GenerateSettings`` is plain data, hashed by ``st.cache_data`` to key
+cached trajectories, and ``from_query`` / ``to_query`` turn it into the page's
+shareable link (``?model=perov_5&formula=SrTiO3&sampler=ddim&steps=100&seed=0&t=0``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Mapping
+
+from .numbers import parse_space_group
+
+SAMPLER_LABELS = {
+    "ddim": "DDIM (fast, deterministic)",
+    "ddpm": "DDPM (ancestral, the course's algorithm)",
+    "pc": "Predictor-corrector (DDPM + Langevin)",
+}
+DEFAULT_SAMPLER = "ddim"
+DEFAULT_STEPS = {"ddim": 100, "ddpm": 1000, "pc": 1000}
+MAX_SEED = 2**31 - 1
+MAX_GUIDANCE = 20.0
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """Everything that determines one sampling run (same settings + same model = same trajectory).
+
+    composition is used by structure-prediction (csp) models, num_atoms by ab initio (gen)
+    models; space_group (1..230) and prop (data units) are None when not conditioned.
+    """
+
+    model: str
+    composition: str = "SrTiO3"
+    num_atoms: int = 5
+    space_group: int | None = None
+    prop: float | None = None
+    guidance: float = 0.0
+    sampler: str = DEFAULT_SAMPLER
+    steps: int = DEFAULT_STEPS[DEFAULT_SAMPLER]
+    seed: int = 0
+
+    def generate_kwargs(self, task: str) -> dict:
+        """Keyword arguments for ``diffusion.generate`` (the task decides composition vs. atoms)."""
+        kwargs = dict(sampler=self.sampler, steps=int(self.steps), seed=int(self.seed), space_group=self.space_group,
+                      prop=self.prop, guidance=float(self.guidance) if self.conditioned else 0.0)
+        if task == "gen":
+            kwargs["num_atoms"] = int(self.num_atoms) if self.num_atoms > 0 else None  # 0: drawn from the data
+        else:
+            kwargs["composition"] = self.composition
+        return kwargs
+
+    @property
+    def conditioned(self) -> bool:
+        return self.space_group is not None or self.prop is not None
+
+    def summary(self, task: str) -> str:
+        atoms = f"{self.num_atoms} atoms" if self.num_atoms > 0 else "atom count from the data"
+        what = atoms if task == "gen" else self.composition
+        extra = []
+        if self.space_group is not None:
+            extra.append(f"SG {self.space_group}")
+        if self.prop is not None:
+            extra.append(f"prop {self.prop:g}")
+        if self.conditioned and self.guidance:
+            extra.append(f"w {self.guidance:g}")
+        tail = f" · {', '.join(extra)}" if extra else ""
+        return f"{what} · {self.model} · {self.sampler} {self.steps} steps · seed {self.seed}{tail}"
+
+    def to_query(self, task: str) -> dict[str, str]:
+        """The URL query parameters that reproduce this run."""
+        query = {"model": self.model}
+        if task == "gen":
+            query["atoms"] = str(int(self.num_atoms))
+        else:
+            query["formula"] = self.composition
+        if self.space_group is not None:
+            query["sg"] = str(int(self.space_group))
+        if self.prop is not None:
+            query["prop"] = f"{self.prop:g}"
+        if self.conditioned and self.guidance:
+            query["w"] = f"{self.guidance:g}"
+        query.update(sampler=self.sampler, steps=str(int(self.steps)), seed=str(int(self.seed)))
+        return query
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **changes) -> "GenerateSettings":
+        return replace(self, **changes)
+
+
+def _int(text: str, name: str, low: int, high: int, errors: list[str]) -> int | None:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        errors.append(f"'{name}={text}' is not a whole number")
+        return None
+    if not low <= value <= high:
+        errors.append(f"'{name}={text}' must be between {low} and {high}")
+        return None
+    return value
+
+
+def _float(text: str, name: str, errors: list[str], low: float = -math.inf, high: float = math.inf) -> float | None:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        errors.append(f"'{name}={text}' is not a number")
+        return None
+    if not math.isfinite(value) or not low <= value <= high:
+        errors.append(f"'{name}={text}' must be a number between {low:g} and {high:g}")
+        return None
+    return value
+
+
+def from_query(params: Mapping[str, str], models: Mapping[str, int], default: GenerateSettings
+               ) -> tuple[GenerateSettings, int | None, list[str]]:
+    """Settings from URL query parameters, falling back to ``default`` field by field.
+
+    Args:
+        params: the page's query parameters (string values).
+        models: offered model names -> their T (number of diffusion steps).
+        default: settings used for anything missing or invalid.
+    Returns:
+        (settings, step t or None, readable messages about parameters that were ignored).
+    """
+    errors: list[str] = []
+    values = default.as_dict()
+    model = params.get("model")
+    if model is not None:
+        if model in models:
+            values["model"] = model
+        else:
+            errors.append(f"there is no model '{model}' here (available: {', '.join(models) or 'none'})")
+    T = models.get(values["model"], 1000)
+    if "formula" in params:
+        text = str(params["formula"]).strip()
+        if 0 < len(text) <= 200:
+            values["composition"] = text  # checked against the model by the page, next to the input
+        else:
+            errors.append("'formula' must be 1 to 200 characters")
+    if "atoms" in params and (n := _int(params["atoms"], "atoms", 1, 100, errors)) is not None:
+        values["num_atoms"] = n
+    if "sg" in params:
+        number, message = parse_space_group(params["sg"])
+        if message:
+            errors.append(f"'sg={params['sg']}': {message}")
+        else:
+            values["space_group"] = number
+    if "prop" in params and (p := _float(params["prop"], "prop", errors, -1e6, 1e6)) is not None:
+        values["prop"] = p
+    if "w" in params and (w := _float(params["w"], "w", errors, 0.0, MAX_GUIDANCE)) is not None:
+        values["guidance"] = w
+    if "sampler" in params:
+        if params["sampler"] in SAMPLER_LABELS:
+            values["sampler"] = params["sampler"]
+        else:
+            errors.append(f"unknown sampler '{params['sampler']}' (choose {', '.join(SAMPLER_LABELS)})")
+    if "steps" in params and (s := _int(params["steps"], "steps", 1, T, errors)) is not None:
+        values["steps"] = s
+    else:
+        values["steps"] = min(int(values["steps"]), T)
+    if "seed" in params and (seed := _int(params["seed"], "seed", 0, MAX_SEED, errors)) is not None:
+        values["seed"] = seed
+    step = None
+    if "t" in params:
+        step = _int(params["t"], "t", 0, T, errors)
+    return GenerateSettings(**values), step, errors

@@ -1,0 +1,29 @@
+"""Small Streamlit widgets shared by pages: the 3D view, the numbers table, missing-3Dmol hint."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from .numbers import StructureNumbers
+from .viewer import STATIC_JS, ViewFrame, ViewOptions, structure_html
+
+LEGEND_HEIGHT = 46
+
+
+def show_view(html: str, height: int) -> None:
+    """Embed a 3D view's HTML (3Dmol.js comes from the app's own ``static/`` folder)."""
+    if not STATIC_JS.is_file():
+        st.warning("3Dmol.js is not installed, so 3D views stay blank: run `make static/3Dmol-min.js` "
+                   "(part of `make run`) and reload.", icon=":material/view_in_ar:")
+    st.iframe(html, height=height + LEGEND_HEIGHT)
+
+
+def show_structure(frame: ViewFrame, ghost: ViewFrame | None = None, options: ViewOptions = ViewOptions()) -> None:
+    show_view(structure_html(frame, ghost, options), options.height)
+
+
+def numbers_table(numbers: StructureNumbers, extra: list[tuple[str, str]] | None = None) -> None:
+    """The numbers of a structure as a two-column table."""
+    rows = (extra or []) + numbers.rows()
+    st.dataframe(pd.DataFrame(rows, columns=["quantity", "value"]), hide_index=True, width="stretch",
+                 height=38 + 35 * len(rows))

@@ -1,0 +1,140 @@
+"""AppTest of the Generate page with the tiny checkpoints (T = 50) from conftest."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = str(ROOT / "pages" / "3_Generate.py")
+
+
+@pytest.fixture
+def app_env(checkpoint_dir, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
+    return checkpoint_dir
+
+
+def _page(**query) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def _srcdoc(at: AppTest) -> str:
+    frames = at.get("iframe")
+    assert frames, "no 3D view on the page"
+    return frames[0].proto.srcdoc
+
+
+def _numbers(at: AppTest) -> dict[str, str]:
+    table = at.dataframe[0].value
+    return dict(zip(table["quantity"], table["value"]))
+
+
+def _generate(at: AppTest, steps: int = 8) -> AppTest:
+    at.number_input(key="gen.steps").set_value(steps)
+    return at.button(key="gen.go").click().run()
+
+
+def test_generate_then_scrub_changes_view_numbers_and_url(app_env):
+    at = _page()
+    assert not at.exception
+    assert at.selectbox(key="gen.model").value == "tiny_csp"
+    assert not at.get("iframe"), "nothing is drawn before the first run"
+    _generate(at)
+    assert not at.exception and not at.error
+    assert len(at.session_state["gen.results"]) == 1
+    slider = at.select_slider(key="gen.t.1")
+    options = [int(o) for o in slider.options]
+    assert options[0] == 50 and options[-1] == 0 and slider.value == 0
+    final_view, final_numbers = _srcdoc(at), _numbers(at)
+    assert "3Dmol-min.js" in final_view and "cdn" not in final_view.lower()
+    middle = options[len(options) // 2]
+    at.select_slider(key="gen.t.1").set_value(middle).run()
+    assert not at.exception
+    assert _srcdoc(at) != final_view
+    assert _numbers(at)["step t"] == f"{middle} of 50"
+    assert _numbers(at)["a, b, c (Å)"] != final_numbers["a, b, c (Å)"]
+    assert at.query_params["t"] == [str(middle)] or at.query_params["t"] == str(middle)
+    assert dict(at.query_params).get("formula") in ("SrTiO3", ["SrTiO3"])
+
+
+def test_bad_formula_shows_error_and_keeps_results(app_env):
+    at = _generate(_page())
+    view = _srcdoc(at)
+    at.text_input(key="gen.composition").set_value("SrXx3").run()
+    assert any("unknown element 'Xx'" in e.value for e in at.error)
+    at.button(key="gen.go").click().run()
+    assert not at.exception
+    assert any("Nothing generated" in e.value for e in at.error)
+    assert len(at.session_state["gen.results"]) == 1
+    assert _srcdoc(at) == view, "the earlier result is still shown"
+    at.text_input(key="gen.composition").set_value("Sr2Ti2O6").run()
+    assert any("at most 5" in e.value for e in at.error), "too many atoms for this model"
+    at.text_input(key="gen.composition").set_value("Ti(O").run()
+    assert any("unbalanced" in e.value for e in at.error)
+
+
+def test_query_params_restore_settings_and_step(app_env):
+    at = _page(model="tiny_csp", formula="SrTiO3", sampler="ddim", steps="8", seed="3", t="29")
+    assert not at.exception and not at.warning
+    assert at.text_input(key="gen.composition").value == "SrTiO3"
+    assert at.number_input(key="gen.steps").value == 8
+    assert at.number_input(key="gen.seed").value == 3
+    results = at.session_state["gen.results"]
+    assert len(results) == 1, "a shared link reproduces its trajectory right away"
+    assert at.select_slider(key=f"gen.t.{results[0].id}").value == 29
+    assert _numbers(at)["step t"] == "29 of 50"
+
+
+def test_bad_query_params_warn_and_do_not_break(app_env):
+    at = _page(model="nope", steps="abc", sg="999", sampler="magic")
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "no model 'nope'" in warnings and "'steps=abc'" in warnings and "sampler" in warnings
+    assert not at.session_state["gen.results"], "nothing generated from a broken link"
+    assert at.selectbox(key="gen.model").value == "tiny_csp"
+
+
+def test_ab_initio_model_shows_undecided_types(app_env):
+    at = _page()
+    at.selectbox(key="gen.model").set_value("tiny_gen").run()
+    assert not at.exception
+    at.number_input(key="gen.num_atoms").set_value(4)
+    _generate(at, steps=6)
+    assert not at.exception and not at.error
+    result = at.session_state["gen.results"][-1]
+    assert result.task == "gen"
+    at.select_slider(key=f"gen.t.{result.id}").set_value(50).run()
+    assert "#9e9e9e" in _srcdoc(at), "undecided atoms are drawn grey"
+    assert any("undecided atom" in list(df.value.columns) for df in at.dataframe)
+    assert any("0 of 4 decided" in m.value for m in at.markdown)
+    at.select_slider(key=f"gen.t.{result.id}").set_value(0).run()
+    assert any("4 of 4 decided" in m.value for m in at.markdown)
+
+
+def test_play_advances_and_pause_stops(app_env):
+    at = _generate(_page())
+    at.button(key="gen.play").click().run()
+    assert at.session_state["gen.playing"] is True
+    assert at.select_slider(key="gen.t.1").value == 43, "play restarts from T and advances one frame"
+    at.button(key="gen.play").click().run()
+    assert at.session_state["gen.playing"] is False
+
+
+def test_example_buttons_and_ghost(app_env):
+    at = _page()
+    buttons = {b.key: b for b in at.button}
+    assert buttons["gen.example.nacl"].disabled, "no offered model knows Cl"
+    at.number_input(key="gen.steps").set_value(8).run()
+    at.button(key="gen.example.srtio3").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["gen.results"][-1]
+    assert result.settings.composition == "SrTiO3" and result.settings.steps == 8
+    at.select_slider(key=f"gen.t.{result.id}").set_value(29).run()
+    plain = _srcdoc(at)
+    at.toggle(key="gen.ghost").set_value(True).run()
+    assert _srcdoc(at) != plain and '"opacity": 0.22' in _srcdoc(at), "the predicted x0 is drawn as a ghost"
