@@ -154,7 +154,7 @@ def run(entry: ModelEntry, settings: GenerateSettings, count: int, task: str) ->
         min_distances = trajectory.min_distance[-1].double().numpy()
         files = _data_files(entry)
         references = known_structures(files, settings.composition, len(structures[0])) if task == "csp" and files else None
-        metrics = batch_metrics(structures, min_distances, references)
+        metrics = batch_metrics(structures, min_distances, references, settings.space_group)
     except Exception as exc:  # never lose the previous batch
         ss["batch.error"] = f"Sampling failed: {exc}"
         return

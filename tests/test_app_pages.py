@@ -1,0 +1,151 @@
+"""AppTest of the Home, Noise schedules, Forward process and Batch pages, and of the navigation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ("pages/1_Noise_schedules.py", "pages/2_Forward_process.py", "pages/3_Generate.py",
+         "pages/4_Batch_and_metrics.py")
+RUTILE_CIF = """data_TiO2
+_symmetry_space_group_name_H-M   'P 1'
+_cell_length_a   4.594
+_cell_length_b   4.594
+_cell_length_c   2.959
+_cell_angle_alpha   90
+_cell_angle_beta   90
+_cell_angle_gamma   90
+_symmetry_Int_Tables_number   1
+loop_
+ _symmetry_equiv_pos_as_xyz
+  'x, y, z'
+loop_
+ _atom_site_label
+ _atom_site_type_symbol
+ _atom_site_fract_x
+ _atom_site_fract_y
+ _atom_site_fract_z
+ _atom_site_occupancy
+  Ti1  Ti  0.0  0.0  0.0  1
+  Ti2  Ti  0.5  0.5  0.5  1
+  O1  O  0.3049  0.3049  0.0  1
+  O2  O  0.6951  0.6951  0.0  1
+  O3  O  0.8049  0.1951  0.5  1
+  O4  O  0.1951  0.8049  0.5  1
+"""
+
+
+@pytest.fixture
+def app_env(checkpoint_dir, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
+    return checkpoint_dir
+
+
+def _run(path: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / path), default_timeout=120).run()
+
+
+def test_home_lists_models_device_and_navigates_to_every_page(app_env):
+    at = _run("app.py")
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "`tiny_csp`" in text and "`tiny_gen`" in text
+    assert "ab initio" in text and "crystal structure prediction" in text
+    assert any("CPU" in c.value or "CUDA" in c.value for c in at.caption)
+    assert len(at.get("iframe")) == 3, "one crystal at three noise levels"
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.title, page
+
+
+def test_home_without_models_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(tmp_path))
+    at = _run("app.py")
+    assert not at.exception
+    assert any("No trained models" in w.value for w in at.warning)
+    at = _run("pages/3_Generate.py")
+    assert not at.exception and any("No trained models" in e.value for e in at.error)
+
+
+def test_noise_schedules_page(app_env):
+    at = _run("pages/1_Noise_schedules.py")
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 5
+    assert len(at.dataframe[0].value) == 2
+    at.multiselect(key="sched.names").set_value(["linear", "cosine", "sigmoid", "quadratic"])
+    at.number_input(key="sched.T").set_value(200).run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 4
+    assert at.slider(key="sched.t").value <= 200
+    at.multiselect(key="sched.names").set_value([]).run()
+    assert not at.exception and at.warning
+
+
+def test_forward_page_slider_moves_the_crystal(app_env):
+    at = _run("pages/2_Forward_process.py")
+    assert not at.exception
+    clean = at.get("iframe")[0].proto.srcdoc
+    table = dict(zip(at.dataframe[0].value["quantity"], at.dataframe[0].value["value"]))
+    assert table["space group (spglib, 0.1 Å)"] == "Pm-3m (221)"
+    at.slider(key="fwd.t").set_value(700).run()
+    assert not at.exception
+    noisy = at.get("iframe")[0].proto.srcdoc
+    assert noisy != clean and '"opacity": 0.22' in noisy, "x_t drawn over the clean crystal's ghost"
+    at.selectbox(key="fwd.example").set_value("rutile").run()
+    assert not at.exception
+    assert at.get("iframe")[0].proto.srcdoc != noisy
+
+
+def test_forward_page_upload(app_env):
+    at = _run("pages/2_Forward_process.py")
+    at.radio(key="fwd.source").set_value("Upload a CIF").run()
+    assert not at.exception and at.info
+    at.file_uploader(key="fwd.upload").set_value(("broken.cif", b"data_x\n_cell_length_a 3\nnonsense", "text/plain")).run()
+    assert not at.exception
+    assert any("broken.cif" in e.value for e in at.error)
+    at.file_uploader(key="fwd.upload").set_value(("rutile.cif", RUTILE_CIF.encode(), "text/plain")).run()
+    assert not at.exception and not at.error
+    table = dict(zip(at.dataframe[0].value["quantity"], at.dataframe[0].value["value"]))
+    assert table["space group (spglib, 0.1 Å)"] == "P4_2/mnm (136)"
+
+
+def test_forward_page_dataset_entry(app_env, perov_rows, monkeypatch):
+    import explorer.forward
+
+    monkeypatch.setattr(explorer.forward, "dataset_files", lambda: {"perov_small.csv": perov_rows})
+    at = _run("pages/2_Forward_process.py")
+    at.radio(key="fwd.source").set_value("Dataset entry").run()
+    assert not at.exception
+    at.number_input(key="fwd.index").set_value(3).run()
+    assert not at.exception
+    assert any(c.value.endswith("5 atoms") and "W" in c.value for c in at.caption), "row 3 is RuWOFN, 5 atoms"
+    assert at.get("iframe")
+
+
+def test_batch_page(app_env):
+    at = _run("pages/4_Batch_and_metrics.py")
+    assert not at.exception and at.info
+    at.number_input(key="batch.n").set_value(3)
+    at.number_input(key="batch.steps").set_value(5)
+    at.button(key="batch.go").click().run()
+    assert not at.exception and not at.error
+    labels = [m.label for m in at.metric]
+    assert "structurally valid" in labels
+    assert len(at.get("plotly_chart")) == 2
+    assert at.get("iframe"), "gallery"
+    table = at.dataframe[0].value
+    assert len(table) == 3 and set(table["formula"]) == {"SrTiO3"}
+    at.text_input(key="batch.composition").set_value("Qq2").run()
+    at.button(key="batch.go").click().run()
+    assert not at.exception
+    assert any("Nothing sampled" in e.value for e in at.error)
+    assert len(at.dataframe[0].value) == 3, "the earlier batch is kept"
+    at.selectbox(key="batch.model").set_value("tiny_gen").run()
+    at.number_input(key="batch.n").set_value(2)
+    at.number_input(key="batch.steps").set_value(5)
+    at.button(key="batch.go").click().run()
+    assert not at.exception and not at.error
+    assert len(at.dataframe[0].value) == 2
