@@ -141,8 +141,8 @@ def diagnostics_figure(trajectory, crystal: int, t: int) -> go.Figure:
             fig.add_hline(y=0.5, line=dict(color="#888888", dash="dash", width=1), row=row + 1, col=col + 1)
     T = int(steps.max()) if len(steps) else 1
     fig.update_xaxes(range=[T * 1.02, -T * 0.02], title_text="step t")
-    fig.update_layout(hovermode="closest")
-    fig = _style(fig, 470)
+    fig = _style(fig, 480)
+    fig.update_layout(hovermode="closest", margin=dict(l=10, r=10, t=30, b=10))
     fig.update_annotations(font=dict(size=14))
     return fig
 

@@ -13,11 +13,13 @@ from diffusion.data import SHARED_DATA, DatasetError, load_csv
 from .examples import EXAMPLE_CRYSTALS, example_structure
 from .figures import coordinate_histogram
 from .numbers import describe
-from .viewer import ViewFrame, ViewOptions, structure_html
+from .viewer import ViewFrame, ViewOptions, trajectory_html
 from .widgets import numbers_table, show_view
 
 MAX_UPLOAD_ATOMS = 200
 HISTOGRAM_DRAWS = 128
+SLIDER_LABEL = "Step t of the forward process: 0 (crystal) → T (noise)"
+MAX_VIEW_FLOATS = 400_000   # coordinates embedded in one view: limits the slider's resolution for big cells
 VIEW_HEIGHT = 460
 ss = st.session_state
 
@@ -94,6 +96,26 @@ def _histogram_values(key: str, _crystal: Crystal, schedule: str, T: int, t: int
                            for s in range(HISTOGRAM_DRAWS)])
 
 
+def slider_step(T: int, num_atoms: int) -> int:
+    """Step of the t slider: 1 unless embedding every x_t of a big cell would make the view too heavy."""
+    return max(1, -(-(T + 1) * num_atoms * 3 // MAX_VIEW_FLOATS))
+
+
+@st.cache_data(max_entries=16, show_spinner="Noising the crystal at every step...")
+def _view(key: str, _crystal: Crystal, schedule: str, T: int, seed: int, step: int, ghost: bool, supercell: int) -> str:
+    """One 3D view holding x_t for every t of the slider; it shows the t in the page URL."""
+    setup = ForwardSetup(schedule=schedule, num_steps=T)
+    steps = list(range(0, T + 1, step))
+    frames = []
+    for t in steps:
+        noisy = forward_noise(_crystal, t, setup, seed=seed)
+        frames.append(ViewFrame(noisy.lattice.numpy(), noisy.frac_coords.numpy(), noisy.atomic_numbers.numpy()))
+    clean = ViewFrame(_crystal.lattice.numpy(), _crystal.frac_coords.numpy(), _crystal.atomic_numbers.numpy())
+    options = ViewOptions(height=VIEW_HEIGHT, supercell=(supercell,) * 3, ghost_label="clean crystal x₀", group="forward")
+    return trajectory_html(frames, steps, [clean] if ghost else None, options, follow="t", slider_label=SLIDER_LABEL,
+                           initial=0)
+
+
 def forward_panel(crystal: Crystal, key: str) -> None:
     """Schedule and seed widgets, then (in a fragment) the slider, x_t in 3D, its numbers and histogram."""
     left, middle, right = st.columns(3)
@@ -101,35 +123,34 @@ def forward_panel(crystal: Crystal, key: str) -> None:
                               key="fwd.schedule")
     T = int(middle.number_input("Steps T", min_value=10, max_value=5000, value=1000, step=50, key="fwd.T"))
     seed = int(right.number_input("Noise seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="fwd.seed"))
-    if ss.get("fwd.t", 0) > T:
-        ss["fwd.t"] = T
+    step = slider_step(T, crystal.num_atoms)
+    if ss.get("fwd.t", 0) > T or ss.get("fwd.t", 0) % step:
+        ss["fwd.t"] = min(T, ss.get("fwd.t", 0) // step * step)
 
     @st.fragment
     def _panel() -> None:
-        t = st.slider("Step t of the forward process: 0 (crystal) → T (noise)", 0, T, key="fwd.t")
-        setup = ForwardSetup(schedule=schedule, num_steps=T)
-        noisy = forward_noise(crystal, t, setup, seed=seed)
+        t = st.slider(SLIDER_LABEL, 0, T, step=step, key="fwd.t")
+        if st.query_params.get("t") != str(t):
+            st.query_params["t"] = str(t)  # first: the 3D view follows the URL
+        noisy = forward_noise(crystal, t, ForwardSetup(schedule=schedule, num_steps=T), seed=seed)
         sched = make_schedule(schedule, T)
         view_col, side = st.columns([3, 2], gap="medium")
-        with view_col:
+        with side:
             sub = st.columns(2)
             ghost_on = sub[0].toggle("Clean crystal as a ghost", value=True, key="fwd.ghost")
             supercell = sub[1].selectbox("Cells shown", (1, 2, 3), key="fwd.supercell", format_func=lambda n: f"{n}×{n}×{n}")
-            frame = ViewFrame(noisy.lattice.numpy(), noisy.frac_coords.numpy(), noisy.atomic_numbers.numpy())
-            ghost = ViewFrame(crystal.lattice.numpy(), crystal.frac_coords.numpy(), crystal.atomic_numbers.numpy()) \
-                if ghost_on and t > 0 else None
-            options = ViewOptions(height=VIEW_HEIGHT, supercell=(supercell,) * 3, ghost_label="clean crystal x₀",
-                                  group="forward", boundary=0.02 if t == 0 else 0.0)
-            show_view(structure_html(frame, ghost, options), VIEW_HEIGHT)
-        with side:
             numbers = describe(noisy.to_structure())
-            numbers_table(numbers, [("step t", f"{t} of {T}"), ("signal kept in the lattice √ᾱ_t", f"{float(sched.abar[t]) ** 0.5:.3f}"),
+            numbers_table(numbers, [("step t", f"{t} of {T}"), ("lattice signal kept √ᾱ_t", f"{float(sched.abar[t]) ** 0.5:.3f}"),
                                     ("coordinate noise σ_t", f"{float(sched.sigma[t]):.3f}")])
+        with view_col:
+            show_view(_view(key, crystal, schedule, T, seed, step, ghost_on, supercell), VIEW_HEIGHT)
         values = _histogram_values(key, crystal, schedule, T, t)
         st.plotly_chart(coordinate_histogram(values, float(sched.sigma[t])), width="stretch", key="fwd.hist",
                         config={"displayModeBar": False})
         st.caption(f"All fractional coordinates of x_t from {HISTOGRAM_DRAWS} independent noise draws. At t = 0 they "
                    "are a few sharp peaks (the Wyckoff positions); as σ_t grows they blur and wrap around, and near "
                    "t = T the histogram is flat: uniform on [0, 1), the prior the reverse process starts from.")
+        if step > 1:
+            st.caption(f"This crystal has {crystal.num_atoms} atoms, so the slider moves in steps of {step}.")
 
     _panel()

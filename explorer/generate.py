@@ -29,13 +29,14 @@ from .figures import diagnostics_figure
 from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
 from .numbers import describe, parse_space_group, space_group_label
 from .settings import DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED, SAMPLER_LABELS, GenerateSettings, from_query
-from .viewer import ViewFrame, ViewOptions, structure_html
+from .viewer import ViewFrame, ViewOptions, trajectory_html
 from .widgets import numbers_table, show_view
 
 MAX_RESULTS = 12
 PLAY_TICK_SECONDS = 0.35
 PLAY_TICKS = 30            # a whole trajectory plays in about this many frames
 VIEW_HEIGHT = 470
+SLIDER_LABEL = "Step t of the reverse process: T (noise) → 0 (crystal)"
 WIDGETS = ("gen.model", "gen.composition", "gen.num_atoms", "gen.sg_text", "gen.use_prop", "gen.prop",
            "gen.guidance", "gen.sampler", "gen.steps", "gen.seed")
 ss = st.session_state
@@ -378,8 +379,40 @@ def _numbers(result: Result, k: int, predicted: bool):
     return cache[key]
 
 
+def _frames(result: Result, predicted: bool) -> list[ViewFrame]:
+    """Every recorded frame (or the model's x_0 prediction at every frame) as drawable data."""
+    trajectory = result.trajectory
+    n = int(trajectory.num_atoms[0])
+    lattice = (trajectory.pred_lattice if predicted else trajectory.lattice)[:, 0].double().numpy()
+    frac = (trajectory.pred_frac_coords if predicted else trajectory.frac_coords)[:, :n].double().numpy()
+    frames = []
+    for k in range(trajectory.num_frames):
+        masked = trajectory.masked(k, 0) if result.task == "gen" else None
+        frames.append(ViewFrame(lattice[k], frac[k], trajectory.element_numbers(k, 0), masked))
+    return frames
+
+
+def _view(result: Result, supercell: int, ghost: bool) -> str:
+    """The trajectory's 3D view (all frames; it follows ``?t=`` in the URL), built once per option set."""
+    cache = ss.setdefault("gen.view_cache", {})
+    key = (result.id, supercell, ghost)
+    if key not in cache:
+        options = ViewOptions(height=VIEW_HEIGHT, supercell=(supercell,) * 3, ghost_label="model's x̂₀ (predicted)",
+                              group="generate")
+        cache[key] = trajectory_html(_frames(result, False), result.steps, _frames(result, True) if ghost else None,
+                                     options, follow="t", slider_label=SLIDER_LABEL)
+        while len(cache) > 8:
+            cache.pop(next(iter(cache)))
+    return cache[key]
+
+
 def player(result: Result) -> None:
-    """Slider + play/pause, the 3D view at step t, its numbers and the diagnostics (one fragment)."""
+    """Slider + play/pause, the 3D view at step t, its numbers and the diagnostics (one fragment).
+
+    The 3D view's HTML holds every frame and does not change with t: the fragment writes
+    t into the URL first thing, and the view (same-origin iframe) redraws that frame in
+    place, so scrubbing never reloads 3Dmol.js or the WebGL context.
+    """
     key = f"gen.t.{result.id}"
     steps = result.steps
     if ss.get(key) not in steps:
@@ -404,8 +437,10 @@ def player(result: Result) -> None:
                     ss[key] = steps[0]
                 st.rerun()
         with slider_col:
-            st.select_slider("Step t of the reverse process: T (noise) → 0 (crystal)", options=steps, key=key)
+            st.select_slider(SLIDER_LABEL, options=steps, key=key)
         t = int(ss[key])
+        if st.query_params.get("t") != str(t):
+            st.query_params["t"] = str(t)  # first: the 3D view follows the URL
         k = result.trajectory.frame_of_step(t)
         view_col, numbers_col = st.columns([3, 2], gap="medium")
         with numbers_col:
@@ -413,29 +448,16 @@ def player(result: Result) -> None:
             supercell = sub[0].selectbox("Cells shown", (1, 2, 3), key="gen.supercell",
                                          format_func=lambda n: f"{n}×{n}×{n}")
             ghost_on = sub[1].toggle("Ghost: model's x̂₀", key="gen.ghost",
-                                     help="The model's prediction of the final crystal, made at this step, drawn faint.",
-                                     disabled=t == 0)
-            numbers = _numbers(result, k, False)
-            extra = [("step t", f"{t} of {steps[0]}"),
-                     ("lattice signal kept √ᾱ_t", f"{result.abar[t] ** 0.5:.3f}"),
+                                     help="The model's prediction of the final crystal, made at each step, drawn faint.")
+            extra = [("step t", f"{t} of {steps[0]}"), ("lattice signal kept √ᾱ_t", f"{result.abar[t] ** 0.5:.3f}"),
                      ("coordinate noise σ_t", f"{result.sigma[t]:.3f}")]
-            numbers_table(numbers, extra)
+            numbers_table(_numbers(result, k, False), extra)
             if result.task == "gen":
                 _undecided_table(result, k)
         with view_col:
-            structure = result.trajectory.structure(frame=k)
-            masked = result.trajectory.masked(k, 0) if result.task == "gen" else None
-            frame = ViewFrame.from_structure(structure, masked)
-            ghost = None
-            if ghost_on and t > 0:
-                ghost = ViewFrame.from_structure(result.trajectory.structure(frame=k, predicted=True))
-            options = ViewOptions(height=VIEW_HEIGHT, supercell=(supercell,) * 3, ghost_label="model's x̂₀ (predicted)",
-                                  group="generate", boundary=0.02 if t == 0 else 0.0)
-            show_view(structure_html(frame, ghost, options), VIEW_HEIGHT)
+            show_view(_view(result, supercell, ghost_on), VIEW_HEIGHT)
         st.plotly_chart(diagnostics_figure(result.trajectory, 0, t), width="stretch", key="gen.diagnostics",
                         config={"displayModeBar": False})
-        if "t" not in st.query_params or st.query_params["t"] != str(t):
-            st.query_params["t"] = str(t)
         if finished:
             ss["gen.playing"] = False
             st.rerun()

@@ -1,17 +1,19 @@
-"""3D structure views as self-contained HTML (py3Dmol), for ``st.iframe``.
+"""3D structure views as self-contained HTML for ``st.iframe`` (py3Dmol + ``crystal_view.js``).
 
-No Streamlit here. 3Dmol.js is loaded from the app's own static folder
-(``/app/static/3Dmol-min.js``, served because ``.streamlit/config.toml`` enables static
-serving), never from a CDN, so views work in a classroom without internet.
+No Streamlit here. py3Dmol writes the loader and the viewer; 3Dmol.js comes from the app's
+own static folder (``/app/static/3Dmol-min.js``, served because ``.streamlit/config.toml``
+enables static serving), never from a CDN, so views work in a classroom without internet.
+The structures travel as JSON and ``crystal_view.js`` draws them in the browser.
 
 A view shows one unit cell (optionally a supercell) with atoms wrapped into it, element
 colours (VESTA's scheme, the same in the legend), the cell edges with a, b, c marked,
 optionally a faint "ghost" structure (the clean crystal, or the model's prediction of
 x_0), and atoms whose type is still undecided (ab initio sampling) in translucent grey.
 
-The HTML is deterministic: the same frame gives the same text, so Streamlit does not
-reload an unchanged view, and the camera rotation is kept (in ``sessionStorage``) when
-the frame changes.
+A trajectory view holds every frame and shows the step named in the page URL, redrawing
+in place when the URL changes: scrubbing never reloads the iframe. The HTML is
+deterministic (same input, same text), so Streamlit never reloads an unchanged view, and
+the camera rotation is remembered (``sessionStorage``) across views of the same group.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import hashlib
 import itertools
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,8 +30,6 @@ import py3Dmol
 
 JS_URL = os.environ.get("CRYSTAL_DIFFUSION_3DMOL_URL", "/app/static/3Dmol-min.js")
 STATIC_JS = Path(__file__).resolve().parent.parent / "static" / "3Dmol-min.js"
-UNDECIDED_COLOR = "#9e9e9e"
-AXIS_COLORS = ("#d62728", "#2ca02c", "#1f77b4")  # a, b, c as in VESTA
 MAX_DRAWN_ATOMS = 2000
 ROTATION = (-75, -25)  # degrees about the screen's x, then y axis: a right, c up, b into the screen, tilted
 
@@ -91,16 +91,16 @@ class ViewOptions:
     group: str = "view"          # views of one group share the remembered camera rotation
     boundary: float = 0.02       # draw atoms this close to a face on the opposite face too (0 = off)
     show_legend: bool = True
-    extra_legend: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _cart(frac: np.ndarray, lattice: np.ndarray, supercell: tuple[int, int, int],
           boundary: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Cartesian positions of wrapped atoms repeated over a supercell, and each one's atom index.
 
-    With ``boundary`` > 0, atoms within that fractional distance of a face of the
-    (super)cell are also drawn on the opposite face, as crystallographic viewers do
-    (a perovskite shows Sr on all eight corners).
+    The reference for ``crystal_view.js`` (which draws in the browser) and for tests: with
+    ``boundary`` > 0, atoms within that fractional distance of a face of the (super)cell
+    are also drawn on the opposite face, as crystallographic viewers do (a perovskite
+    shows Sr on all eight corners).
     """
     frac = np.mod(np.asarray(frac, float), 1.0)
     size = np.asarray(supercell, float)
@@ -112,8 +112,7 @@ def _cart(frac: np.ndarray, lattice: np.ndarray, supercell: tuple[int, int, int]
         for offset in itertools.product((-1, 0, 1), repeat=3):
             if offset == (0, 0, 0):
                 continue
-            offset = np.asarray(offset, float)
-            moved = images + offset
+            moved = images + np.asarray(offset, float)
             keep = np.all((moved > -boundary / size) & (moved < 1 + boundary / size), axis=1)
             extra.append(moved[keep])
             extra_index.append(index[keep])
@@ -121,116 +120,95 @@ def _cart(frac: np.ndarray, lattice: np.ndarray, supercell: tuple[int, int, int]
     return images @ (np.asarray(lattice, float) * size[:, None]), index
 
 
-def _vec(p) -> dict:
-    return {"x": round(float(p[0]), 4), "y": round(float(p[1]), 4), "z": round(float(p[2]), 4)}
+def _frame_data(frame: ViewFrame, boundary: float) -> dict:
+    data = {"L": [round(float(v), 4) for v in np.asarray(frame.lattice, float).ravel()],
+            "F": [round(float(v), 5) for v in np.asarray(frame.frac, float).ravel()],
+            "Z": [int(z) for z in frame.numbers]}
+    if frame.masked is not None and np.asarray(frame.masked).any():
+        data["M"] = [1 if m else 0 for m in np.asarray(frame.masked, bool)]
+    if boundary > 0:
+        data["B"] = boundary
+    return data
 
 
-def _cell_edges(lattice: np.ndarray, supercell=(1, 1, 1)):
-    a, b, c = (np.asarray(lattice, float) * np.asarray(supercell, float)[:, None])
-    corners = {(i, j, k): i * a + j * b + k * c for i in (0, 1) for j in (0, 1) for k in (0, 1)}
-    for (i, j, k), p in corners.items():
-        for axis in range(3):
-            q = [i, j, k]
-            if q[axis] == 0:
-                q[axis] = 1
-                yield p, corners[tuple(q)], axis, (i, j, k) == (0, 0, 0)
+def _elements(frames: list[ViewFrame]) -> list[int]:
+    return sorted({int(z) for f in frames for z in f.numbers})
 
 
-def _draw_cell(view, lattice, supercell, color: str, radius: float, dashed: bool, axes: bool) -> None:
-    if tuple(supercell) != (1, 1, 1):
-        for start, end, _, _ in _cell_edges(lattice, supercell):
-            view.addCylinder({"start": _vec(start), "end": _vec(end), "radius": radius * 0.6, "color": "#bbbbbb",
-                              "dashed": dashed, "fromCap": 1, "toCap": 1})
-    for start, end, axis, from_origin in _cell_edges(lattice):
-        colour = AXIS_COLORS[axis] if axes and from_origin else color
-        view.addCylinder({"start": _vec(start), "end": _vec(end), "radius": radius * (1.6 if axes and from_origin else 1),
-                          "color": colour, "dashed": dashed, "fromCap": 1, "toCap": 1})
-    if axes:
-        for axis, name in enumerate("abc"):
-            tip = np.asarray(lattice, float)[axis] * 1.08
-            view.addLabel(name, {"position": _vec(tip), "fontColor": AXIS_COLORS[axis], "fontSize": 16,
-                                 "backgroundOpacity": 0.0, "inFront": True})
-
-
-def _draw_atoms(view, frame: ViewFrame, supercell, opacity: float, ghost: bool, boundary: float) -> None:
-    cart, index = _cart(frame.frac, frame.lattice, supercell, boundary)
-    masked = np.zeros(len(frame.numbers), bool) if frame.masked is None else np.asarray(frame.masked, bool)
-    for position, i in zip(cart[:MAX_DRAWN_ATOMS], index[:MAX_DRAWN_ATOMS]):
-        z = int(frame.numbers[i])
-        if masked[i]:
-            spec = {"radius": 0.55, "color": UNDECIDED_COLOR, "opacity": 0.45 if not ghost else 0.15}
-        else:
-            spec = {"radius": atom_radius(z), "color": element_color(_symbol(z)), "opacity": opacity}
-        view.addSphere({"center": _vec(position), **spec})
-
-
-def _legend_html(frame: ViewFrame, ghost: ViewFrame | None, options: ViewOptions) -> str:
-    masked = np.zeros(len(frame.numbers), bool) if frame.masked is None else np.asarray(frame.masked, bool)
-    decided = sorted({int(z) for z, m in zip(frame.numbers, masked) if not m}
-                     | ({int(z) for z in ghost.numbers} if ghost is not None else set()))
-    chips = [f'<span class="chip"><span class="dot" style="background:{element_color(_symbol(z))}"></span>{_symbol(z)}</span>'
-             for z in decided]
-    if masked.any():
-        chips.append(f'<span class="chip"><span class="dot" style="background:{UNDECIDED_COLOR};opacity:.6"></span>'
-                     f'undecided type ({int(masked.sum())})</span>')
-    if ghost is not None:
-        chips.append(f'<span class="chip"><span class="dot ghost"></span>{options.ghost_label}</span>')
-    chips.append('<span class="chip axes"><b style="color:#d62728">a</b> <b style="color:#2ca02c">b</b> '
-                 '<b style="color:#1f77b4">c</b> cell edges</span>')
-    chips.extend(f'<span class="chip">{text}</span>' for text in options.extra_legend)
-    return ('<div class="legend">' + "".join(chips) + "</div>")
+@lru_cache(maxsize=1)
+def _script() -> str:
+    return (Path(__file__).resolve().parent / "crystal_view.js").read_text()
 
 
 _STYLE = """<style>
 body { margin: 0; font-family: "Source Sans Pro", "Source Sans 3", sans-serif; }
-.legend { display: flex; flex-wrap: wrap; gap: 4px 14px; padding: 6px 4px 0 4px; font-size: 15px; color: #31333f; }
+.legend { display: flex; flex-wrap: wrap; gap: 4px 14px; padding: 6px 4px 0 4px; font-size: 15px; color: #31333f; min-height: 22px; }
 .chip { display: inline-flex; align-items: center; gap: 5px; white-space: nowrap; }
 .dot { display: inline-block; width: 14px; height: 14px; border-radius: 50%; border: 1px solid #666; }
-.dot.ghost { background: #ddd; opacity: .5; border-style: dashed; }
+.dot.ghost { opacity: .5; border-style: dashed; }
+.dot.undecided { opacity: .6; }
 </style>"""
 
-_AFTER_RENDER = """
-(function() {
-  var viewer = viewer_UNIQUEID;
-  var key = "crystal-diffusion-view-GROUP";
-  try {
-    var saved = JSON.parse(window.sessionStorage.getItem(key) || "null");
-    if (saved && saved.length === 8) {
-      var v = viewer.getView();
-      v[4] = saved[4]; v[5] = saved[5]; v[6] = saved[6]; v[7] = saved[7];
-      viewer.setView(v);
+
+def _html(frames: list[ViewFrame], *, height: int, steps: list[int] | None = None, ghosts: list[ViewFrame] | None = None,
+          options: ViewOptions = ViewOptions(), boundaries: list[float] | None = None, follow: str | None = None,
+          follow_slider: str | None = None, initial: int | None = None, grid: tuple[int, int] | None = None,
+          titles: list[str] | None = None) -> str:
+    """py3Dmol's loader and viewer (3Dmol.js from the app's static folder) + crystal_view.js + the frames as JSON."""
+    if not frames:
+        raise ValueError("nothing to draw")
+    boundaries = boundaries or [options.boundary] * len(frames)
+    everything = frames + (ghosts or [])
+    data = {
+        "frames": [_frame_data(f, b) for f, b in zip(frames, boundaries)],
+        "ghosts": None if not ghosts else [_frame_data(g, b) for g, b in zip(ghosts, boundaries)],
+        "steps": list(steps) if steps is not None else list(range(len(frames))),
+        "colors": {str(z): element_color(_symbol(z)) for z in _elements(everything)},
+        "radii": {str(z): round(atom_radius(z), 3) for z in _elements(everything)},
+        "symbols": {str(z): _symbol(z) for z in _elements(everything)},
+        "supercell": [int(k) for k in options.supercell], "ghostLabel": options.ghost_label, "group": options.group,
+        "rotation": list(ROTATION), "follow": follow, "followSlider": follow_slider, "initial": len(frames) - 1 if initial is None else int(initial),
+        "maxAtoms": MAX_DRAWN_ATOMS, "titles": titles,
     }
-    var save = function() { try { window.sessionStorage.setItem(key, JSON.stringify(viewer.getView())); } catch (e) {} };
-    var el = document.getElementById("3dmolviewer_UNIQUEID");
-    ["mouseup", "touchend", "wheel"].forEach(function(name) { el.addEventListener(name, save); });
-  } catch (e) {}
-  viewer.render();
-  document.body.setAttribute("data-rendered", "FRAMEID");
-  try { window.parent.postMessage({type: "crystal-diffusion-rendered", frame: "FRAMEID", time: Date.now()}, "*"); } catch (e) {}
-})();
-"""
+    payload = json.dumps(data, separators=(",", ":"))
+    digest = hashlib.sha1(payload.encode()).hexdigest()[:16]
+    data["id"] = digest
+    payload = json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    if grid:
+        view = py3Dmol.view(width="100%", height=height, js=JS_URL, viewergrid=grid, linked=False)
+        viewers = "[].concat.apply([], viewergrid_UNIQUEID)"
+    else:
+        view = py3Dmol.view(width="100%", height=height, js=JS_URL)
+        viewers = "[viewer_UNIQUEID]"
+    html = view._make_html().replace(view.uniqueid, digest)  # py3Dmol's id is the clock: use the content's hash
+    html = html.replace('{backgroundColor:"white"}', '{backgroundColor:"white", antialias: crystalViewHardwareGL()}')
+    call = (f"\n{_script()}\ncrystalView({viewers.replace('UNIQUEID', digest)}, {payload}, "
+            f"document.getElementById('legend_{digest}'));\n")
+    head, tail = html.rsplit("});", 1)
+    legend = f'<div class="legend" id="legend_{digest}"></div>' if options.show_legend else ""
+    return _STYLE + head + call + "});" + tail + legend
 
 
 def structure_html(frame: ViewFrame, ghost: ViewFrame | None = None, options: ViewOptions = ViewOptions()) -> str:
-    """Self-contained HTML (a div, a legend and a script) drawing ``frame`` with 3Dmol.js."""
-    view = py3Dmol.view(width="100%", height=options.height, js=JS_URL)
-    view.setBackgroundColor("white")
-    supercell = tuple(int(k) for k in options.supercell)
-    if ghost is not None:
-        _draw_cell(view, ghost.lattice, (1, 1, 1), "#aaaaaa", 0.03, True, False)
-        _draw_atoms(view, ghost, supercell, 0.22, True, options.boundary)
-    _draw_cell(view, frame.lattice, supercell, "#444444", 0.035, False, True)
-    _draw_atoms(view, frame, supercell, 1.0, False, options.boundary)
-    view.zoomTo()
-    view.rotate(ROTATION[0], "x")
-    view.rotate(ROTATION[1], "y")
-    html = view._make_html().replace(view.uniqueid, "UNIQUEID")  # py3Dmol's id is the clock: make it the content's hash
-    digest = hashlib.sha1(json.dumps([html, options.group]).encode()).hexdigest()[:16]
-    html = html.replace("UNIQUEID", digest)
-    after = _AFTER_RENDER.replace("UNIQUEID", digest).replace("GROUP", options.group).replace("FRAMEID", digest)
-    html = html.replace(f"viewer_{digest}.render();\n", after, 1)
-    legend = _legend_html(frame, ghost, options) if options.show_legend else ""
-    return _STYLE + html + legend
+    """Self-contained HTML drawing one structure (and an optional faint ghost) with 3Dmol.js."""
+    return _html([frame], height=options.height, ghosts=None if ghost is None else [ghost], options=options)
+
+
+def trajectory_html(frames: list[ViewFrame], steps: list[int], ghosts: list[ViewFrame] | None = None,
+                    options: ViewOptions = ViewOptions(), follow: str = "t", slider_label: str | None = None,
+                    initial: int | None = None) -> str:
+    """All frames of a trajectory in one view that shows the step the page's slider is on.
+
+    The view reads the step from the page's slider labelled ``slider_label`` (live, while it
+    is dragged) or else from the URL's ``follow`` query parameter, which the page writes.
+    The HTML does not depend on the current step, so moving the slider never reloads the
+    iframe: the view redraws one frame (milliseconds on a GPU) instead of re-creating WebGL
+    and 3Dmol.js (seconds under software GL). ``ghosts``: one per frame, or one for all.
+    Only the final frame (t = 0) gets boundary images; noisy frames show each atom once.
+    """
+    boundaries = [options.boundary if int(t) == 0 else 0.0 for t in steps]
+    return _html(frames, height=options.height, steps=steps, ghosts=ghosts, options=options, boundaries=boundaries,
+                 follow=follow, follow_slider=slider_label, initial=initial)
 
 
 def grid_html(frames: list[ViewFrame], titles: list[str], columns: int = 4, cell_height: int = 230) -> str:
@@ -239,29 +217,5 @@ def grid_html(frames: list[ViewFrame], titles: list[str], columns: int = 4, cell
         return "<p>nothing to show</p>"
     columns = max(1, min(columns, len(frames)))
     rows = -(-len(frames) // columns)
-    view = py3Dmol.view(width="100%", height=rows * cell_height, js=JS_URL, viewergrid=(rows, columns), linked=False)
-    for k, frame in enumerate(frames):
-        r, c = divmod(k, columns)
-        target = (r, c)
-        cart, index = _cart(frame.frac, frame.lattice, (1, 1, 1), 0.02)
-        for position, i in zip(cart, index):
-            z = int(frame.numbers[i])
-            view.addSphere({"center": _vec(position), "radius": atom_radius(z), "color": element_color(_symbol(z))},
-                           viewer=target)
-        for start, end, axis, from_origin in _cell_edges(frame.lattice):
-            view.addCylinder({"start": _vec(start), "end": _vec(end), "radius": 0.03, "color": "#444444"}, viewer=target)
-        view.addLabel(titles[k], {"useScreen": True, "position": {"x": 8, "y": 8, "z": 0}, "fontSize": 13,
-                                  "fontColor": "black", "backgroundColor": "white", "backgroundOpacity": 0.7},
-                      viewer=target)
-        view.zoomTo(viewer=target)
-        view.rotate(ROTATION[0], "x", viewer=target)
-        view.rotate(ROTATION[1], "y", viewer=target)
-    html = view._make_html().replace(view.uniqueid, "UNIQUEID")
-    digest = hashlib.sha1(html.encode()).hexdigest()[:16]
-    html = html.replace("UNIQUEID", digest)
-    symbols = sorted({int(z) for f in frames for z in f.numbers})
-    legend = ('<div class="legend">' + "".join(
-        f'<span class="chip"><span class="dot" style="background:{element_color(_symbol(z))}"></span>{_symbol(z)}</span>'
-        for z in symbols) + "</div>")
-    return _STYLE + html + legend + (
-        f'<script>document.body.setAttribute("data-rendered", "{digest}");</script>')
+    return _html(frames, height=rows * cell_height, options=ViewOptions(group="gallery"), grid=(rows, columns),
+                 titles=titles)

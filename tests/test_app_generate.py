@@ -29,6 +29,14 @@ def _srcdoc(at: AppTest) -> str:
     return frames[0].proto.srcdoc
 
 
+def _view_data(at: AppTest) -> dict:
+    """The JSON the 3D view draws (all frames of the trajectory)."""
+    import json
+
+    doc = _srcdoc(at)
+    return json.JSONDecoder().raw_decode(doc, doc.index('{"frames":'))[0]
+
+
 def _numbers(at: AppTest) -> dict[str, str]:
     table = at.dataframe[0].value
     return dict(zip(table["quantity"], table["value"]))
@@ -51,15 +59,19 @@ def test_generate_then_scrub_changes_view_numbers_and_url(app_env):
     options = [int(o) for o in slider.options]
     assert options[0] == 50 and options[-1] == 0 and slider.value == 0
     final_view, final_numbers = _srcdoc(at), _numbers(at)
-    assert "3Dmol-min.js" in final_view and "cdn" not in final_view.lower()
+    assert "/app/static/3Dmol-min.js" in final_view and "cdn" not in final_view.lower()
+    data = _view_data(at)
+    assert data["steps"] == options and len(data["frames"]) == len(options), "the view holds every frame"
+    assert data["follow"] == "t" and data["followSlider"].startswith("Step t of the reverse process")
     middle = options[len(options) // 2]
     at.select_slider(key="gen.t.1").set_value(middle).run()
     assert not at.exception
-    assert _srcdoc(at) != final_view
+    assert _srcdoc(at) == final_view, "scrubbing does not reload the 3D view; it follows ?t="
+    assert at.query_params["t"] in (str(middle), [str(middle)])
     assert _numbers(at)["step t"] == f"{middle} of 50"
     assert _numbers(at)["a, b, c (Å)"] != final_numbers["a, b, c (Å)"]
-    assert at.query_params["t"] == [str(middle)] or at.query_params["t"] == str(middle)
-    assert dict(at.query_params).get("formula") in ("SrTiO3", ["SrTiO3"])
+    assert f'"x":[{middle}]' in at.get("plotly_chart")[0].proto.spec.replace(" ", ""), "diagnostics marker at t"
+    assert at.query_params["formula"] in ("SrTiO3", ["SrTiO3"])
 
 
 def test_bad_formula_shows_error_and_keeps_results(app_env):
@@ -108,8 +120,10 @@ def test_ab_initio_model_shows_undecided_types(app_env):
     assert not at.exception and not at.error
     result = at.session_state["gen.results"][-1]
     assert result.task == "gen"
+    data = _view_data(at)
+    assert data["frames"][0]["M"] == [1, 1, 1, 1], "at t = T every type is undecided (drawn grey)"
+    assert "M" not in data["frames"][-1], "at t = 0 every type is decided"
     at.select_slider(key=f"gen.t.{result.id}").set_value(50).run()
-    assert "#9e9e9e" in _srcdoc(at), "undecided atoms are drawn grey"
     assert any("undecided atom" in list(df.value.columns) for df in at.dataframe)
     assert any("0 of 4 decided" in m.value for m in at.markdown)
     at.select_slider(key=f"gen.t.{result.id}").set_value(0).run()
@@ -135,6 +149,9 @@ def test_example_buttons_and_ghost(app_env):
     result = at.session_state["gen.results"][-1]
     assert result.settings.composition == "SrTiO3" and result.settings.steps == 8
     at.select_slider(key=f"gen.t.{result.id}").set_value(29).run()
-    plain = _srcdoc(at)
+    assert _view_data(at)["ghosts"] is None
     at.toggle(key="gen.ghost").set_value(True).run()
-    assert _srcdoc(at) != plain and '"opacity": 0.22' in _srcdoc(at), "the predicted x0 is drawn as a ghost"
+    ghosts = _view_data(at)["ghosts"]
+    assert ghosts and len(ghosts) == len(_view_data(at)["frames"]), "the predicted x0 of every step, drawn faint"
+    at.selectbox(key="gen.supercell").set_value(2).run()
+    assert _view_data(at)["supercell"] == [2, 2, 2]
