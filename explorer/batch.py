@@ -215,7 +215,7 @@ def show(result: BatchResult) -> None:
     shown = result.structures[:GALLERY_SIZE]
     titles = [f"{i + 1}: {s.composition.reduced_formula}{'' if result.metrics.valid[i] else ' (invalid)'}"
               for i, s in enumerate(shown)]
-    frames = [ViewFrame.from_structure(s) for s in shown]
+    frames = [ViewFrame.from_structure(s).origin_on_first_atom() for s in shown]
     columns = 4
     rows = -(-len(frames) // columns)
     show_view(grid_html(frames, titles, columns=columns, cell_height=240), rows * 240)

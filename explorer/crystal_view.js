@@ -28,7 +28,7 @@ function crystalViewHardwareGL() {
 
 function crystalView(viewers, data, legend) {
   var AXIS = ["#d62728", "#2ca02c", "#1f77b4"];
-  var UNDECIDED = "#9e9e9e";
+  var UNDECIDED = "#505050";  // dark grey: darker than every element colour of the VESTA scheme
 
   function cart(f, L) {
     return {x: f[0] * L[0] + f[1] * L[3] + f[2] * L[6],
@@ -94,7 +94,7 @@ function crystalView(viewers, data, legend) {
     for (var i = 0; i < n; i++) {
       var z = String(frame.Z[i]);
       var masked = frame.M && frame.M[i];
-      var spec = masked ? {radius: 0.55, color: UNDECIDED, opacity: ghost ? 0.15 : 0.45}
+      var spec = masked ? {radius: 0.45, color: UNDECIDED, opacity: ghost ? 0.2 : 0.85}
                         : {radius: data.radii[z] || 0.5, color: data.colors[z] || "#ff69b4", opacity: opacity};
       var pts = images(frame, i, sc, frame.B || 0);
       for (var k = 0; k < pts.length && drawn < data.maxAtoms; k++, drawn++) {
@@ -115,7 +115,7 @@ function crystalView(viewers, data, legend) {
     Object.keys(seen).map(Number).sort(function (a, b) { return a - b; }).forEach(function (z) {
       parts.push(chip(data.colors[String(z)] || "#ff69b4", data.symbols[String(z)] || String(z)));
     });
-    if (masked) parts.push(chip(UNDECIDED, "undecided type (" + masked + ")", " undecided"));
+    if (masked) parts.push(chip(UNDECIDED, "type not decided yet (" + masked + ")", " undecided"));
     if (ghost) parts.push(chip("#ddd", data.ghostLabel, " ghost"));
     parts.push('<span class="chip"><b style="color:#d62728">a</b> <b style="color:#2ca02c">b</b> ' +
                '<b style="color:#1f77b4">c</b>&nbsp;cell edges</span>');

@@ -115,8 +115,12 @@ def init_state(models: list[ModelEntry]) -> None:
     params = {k: st.query_params[k] for k in st.query_params}
     settings, step, errors = from_query(params, {m.name: _steps_of(m) for m in models}, default)
     info, _ = try_model_info(_entry(models, settings.model))
-    if info is not None and "atoms" not in params and info.task == "gen":
-        settings = settings.replace(num_atoms=info.typical_atoms)
+    if info is not None and info.task == "gen":
+        if "atoms" not in params:
+            settings = settings.replace(num_atoms=info.typical_atoms)
+        elif settings.num_atoms > info.max_atoms:
+            errors.append(f"'atoms={params['atoms']}' is more than {settings.model} makes (at most {info.max_atoms})")
+            settings = settings.replace(num_atoms=info.max_atoms)
     _settings_to_widgets(settings, info)
     ss["gen.link_errors"] = errors
     if "model" in params and not errors:
@@ -380,11 +384,17 @@ def _numbers(result: Result, k: int, predicted: bool):
 
 
 def _frames(result: Result, predicted: bool) -> list[ViewFrame]:
-    """Every recorded frame (or the model's x_0 prediction at every frame) as drawable data."""
+    """Every recorded frame (or the model's x_0 prediction at every frame) as drawable data.
+
+    All frames are shifted by one common translation that puts the final crystal's first
+    atom on the cell's corner (a common shift of all atoms changes nothing physically),
+    so a generated perovskite is drawn the way textbooks draw it.
+    """
     trajectory = result.trajectory
     n = int(trajectory.num_atoms[0])
     lattice = (trajectory.pred_lattice if predicted else trajectory.lattice)[:, 0].double().numpy()
     frac = (trajectory.pred_frac_coords if predicted else trajectory.frac_coords)[:, :n].double().numpy()
+    frac = frac - trajectory.frac_coords[-1, 0].double().numpy()
     frames = []
     for k in range(trajectory.num_frames):
         masked = trajectory.masked(k, 0) if result.task == "gen" else None
@@ -398,7 +408,7 @@ def _view(result: Result, supercell: int, ghost: bool) -> str:
     key = (result.id, supercell, ghost)
     if key not in cache:
         options = ViewOptions(height=VIEW_HEIGHT, supercell=(supercell,) * 3, ghost_label="model's x̂₀ (predicted)",
-                              group="generate")
+                              group="generate", boundary=0.05)  # generated atoms sit near, not on, the faces
         cache[key] = trajectory_html(_frames(result, False), result.steps, _frames(result, True) if ghost else None,
                                      options, follow="t", slider_label=SLIDER_LABEL)
         while len(cache) > 8:
@@ -456,6 +466,9 @@ def player(result: Result) -> None:
                 _undecided_table(result, k)
         with view_col:
             show_view(_view(result, supercell, ghost_on), VIEW_HEIGHT)
+            st.caption("Drag to rotate, scroll to zoom; the view follows the slider. All steps are drawn with the "
+                       "final crystal's first atom on the cell corner (shifting every atom together changes nothing)."
+                       + (" Dark grey atoms: type not decided yet (the table lists the model's current guesses)." if result.task == "gen" else ""))
         st.plotly_chart(diagnostics_figure(result.trajectory, 0, t), width="stretch", key="gen.diagnostics",
                         config={"displayModeBar": False})
         if finished:

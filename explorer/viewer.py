@@ -8,7 +8,7 @@ The structures travel as JSON and ``crystal_view.js`` draws them in the browser.
 A view shows one unit cell (optionally a supercell) with atoms wrapped into it, element
 colours (VESTA's scheme, the same in the legend), the cell edges with a, b, c marked,
 optionally a faint "ghost" structure (the clean crystal, or the model's prediction of
-x_0), and atoms whose type is still undecided (ab initio sampling) in translucent grey.
+x_0), and atoms whose type is still undecided (ab initio sampling) in dark grey.
 
 A trajectory view holds every frame and shows the step named in the page URL, redrawing
 in place when the URL changes: scrubbing never reloads the iframe. The HTML is
@@ -76,6 +76,11 @@ class ViewFrame:
     frac: np.ndarray
     numbers: np.ndarray
     masked: np.ndarray | None = None
+
+    def origin_on_first_atom(self) -> "ViewFrame":
+        """The same crystal translated so that atom 0 sits on the cell's corner (for drawing only)."""
+        frac = np.asarray(self.frac, float)
+        return ViewFrame(self.lattice, frac - frac[0], self.numbers, self.masked)
 
     @classmethod
     def from_structure(cls, structure, masked=None) -> "ViewFrame":
@@ -146,7 +151,7 @@ body { margin: 0; font-family: "Source Sans Pro", "Source Sans 3", sans-serif; }
 .chip { display: inline-flex; align-items: center; gap: 5px; white-space: nowrap; }
 .dot { display: inline-block; width: 14px; height: 14px; border-radius: 50%; border: 1px solid #666; }
 .dot.ghost { opacity: .5; border-style: dashed; }
-.dot.undecided { opacity: .6; }
+.dot.undecided { opacity: .85; }
 </style>"""
 
 
@@ -211,11 +216,12 @@ def trajectory_html(frames: list[ViewFrame], steps: list[int], ghosts: list[View
                  follow=follow, follow_slider=slider_label, initial=initial)
 
 
-def grid_html(frames: list[ViewFrame], titles: list[str], columns: int = 4, cell_height: int = 230) -> str:
+def grid_html(frames: list[ViewFrame], titles: list[str], columns: int = 4, cell_height: int = 230,
+              boundary: float = 0.05) -> str:
     """Several structures in one 3Dmol viewer grid (one WebGL context for the whole gallery)."""
     if not frames:
         return "<p>nothing to show</p>"
     columns = max(1, min(columns, len(frames)))
     rows = -(-len(frames) // columns)
-    return _html(frames, height=rows * cell_height, options=ViewOptions(group="gallery"), grid=(rows, columns),
-                 titles=titles)
+    return _html(frames, height=rows * cell_height, options=ViewOptions(group="gallery", boundary=boundary),
+                 grid=(rows, columns), titles=titles)

@@ -103,6 +103,13 @@ def _settle(page, timeout_s: float = 120) -> None:
     page.wait_for_timeout(300)
 
 
+def _plots_drawn(page) -> None:
+    """Wait until every plotly chart on the page has been drawn (plotly.js loads lazily)."""
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')).every(c => c.querySelector('.main-svg'))",
+        timeout=60_000)
+
+
 def _no_errors(page) -> None:
     for selector in ('[data-testid="stException"]', '[data-testid="stAlertContentError"]'):
         found = page.locator(selector)
@@ -110,10 +117,12 @@ def _no_errors(page) -> None:
 
 
 def _canvas_ink(page, frame_index: int = 0) -> float:
-    """Fraction of the 3D canvas's pixels that are not background white."""
+    """Fraction of the 3D canvas's pixels that are not background white (after crystal_view.js has drawn)."""
     from PIL import Image
 
-    canvas = page.frame_locator("iframe").nth(frame_index).locator("canvas").first
+    frame = page.frame_locator("iframe").nth(frame_index)
+    frame.locator("body[data-rendered]").wait_for(state="attached", timeout=60_000)
+    canvas = frame.locator("canvas").first
     canvas.wait_for(timeout=30_000)
     image = Image.open(io.BytesIO(canvas.screenshot())).convert("L")
     pixels = list(image.getdata())
@@ -121,6 +130,7 @@ def _canvas_ink(page, frame_index: int = 0) -> float:
 
 
 def _shot(page, name: str) -> None:
+    _plots_drawn(page)
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -178,9 +188,9 @@ def test_every_page_renders_and_generate_draws_a_crystal(app_url, browser):
         page.goto(f"{app_url}/{path}")
         _settle(page)
         _no_errors(page)
-        page.wait_for_timeout(1500)  # 3D views draw after the script ends
         if name != "noise_schedules":
             assert _canvas_ink(page) > 0.01, f"{name}: blank 3D view"
+        page.wait_for_timeout(1000)
         _shot(page, name)
 
     page.goto(f"{app_url}/Generate")
