@@ -496,6 +496,17 @@ def downloads(result: Result) -> None:
                           help="Every recorded step as multi-frame extended XYZ (opens in ASE, OVITO, VESTA).")
 
 
+def warm_up(models: list[ModelEntry]) -> None:
+    """Load the selected model while the user reads the page (last thing on the page), so the first
+    press of Generate only samples. Loading is cached and shared by every session."""
+    entry = _entry(models, ss.get("gen.model", ""))
+    if entry is not None:
+        try:
+            get_model(entry)
+        except Exception:
+            pass  # the Generate button reports a broken checkpoint next to itself
+
+
 def results_section() -> None:
     result = _shown()
     if result is None:

@@ -220,6 +220,14 @@ def test_every_page_renders_and_generate_draws_a_crystal(app_url, browser):
     _settle(page)
     page.wait_for_timeout(1500)
     _shot(page, "generate_step")
+
+    # play: the server advances the slider on a timer and the view follows
+    before = page.evaluate("() => window.__renders.length")
+    page.get_by_role("button", name="Play", exact=True).click()
+    page.wait_for_function(f"() => new Set(window.__renders.slice({before}).map(r => r.step)).size >= 3", timeout=60_000)
+    page.get_by_role("button", name="Pause", exact=True).click()
+    _settle(page)
+    _no_errors(page)
     frame_ms = [m["frame"] for m in moves]
     report = {"release_to_frame_ms": [round(x, 1) for x in frame_ms], "median_ms": round(statistics.median(frame_ms), 1),
               "max_ms": round(max(frame_ms), 1), "draw_ms": [round(m["draw"] or 0, 1) for m in moves],
