@@ -6,6 +6,7 @@ process (``predict``), and defines the training objective (``loss``).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Literal
@@ -18,7 +19,7 @@ from .corruption import (MASK, LatticeStats, lattice_scale, lattice_to_latent, l
                          q_sample_coords, q_sample_types, score_norm, sym_to_vec6, wrapped_normal_score)
 from .crystal import CrystalBatch
 from .model import CrystalDenoiser, DenoiserConfig, mean_over_index
-from .schedules import make_schedule
+from .schedules import geometric_sigmas, make_schedule
 
 Task = Literal["csp", "gen"]
 
@@ -103,6 +104,13 @@ def remove_translation(score: torch.Tensor, batch: torch.Tensor, num_crystals: i
     return score - mean_over_index(score, batch, num_crystals)[batch]
 
 
+@functools.lru_cache(maxsize=8)
+def _score_norms(num_steps: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """(T+1,) E[score^2] per step (index 0 unused = 1); cached: every model load needs it."""
+    sigmas = geometric_sigmas(num_steps, sigma_min, sigma_max)
+    return torch.cat([torch.ones(1, dtype=torch.float64), score_norm(sigmas[1:])])
+
+
 class CrystalDiffusion(nn.Module):
     def __init__(self, model_config: DenoiserConfig, process: ProcessConfig, normalization: Normalization):
         super().__init__()
@@ -114,8 +122,8 @@ class CrystalDiffusion(nn.Module):
         self.schedule = schedule
         for name in ("beta", "alpha", "abar", "sigma"):
             self.register_buffer(name, getattr(schedule, name).float(), persistent=False)
-        norm = torch.cat([torch.ones(1, dtype=torch.float64), score_norm(schedule.sigma[1:])])
-        self.register_buffer("score_norm", norm.float(), persistent=False)
+        self.register_buffer("score_norm", _score_norms(process.num_steps, process.sigma_min, process.sigma_max).float(),
+                             persistent=False)
 
     @property
     def num_steps(self) -> int:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pymatgen.core.periodic_table import Element
+
 from .checkpoints import atomic_torch_save, load_card, read_checkpoint, save_checkpoint
 from .corruption import LatticeStats
 from .crystal import CrystalBatch
@@ -269,6 +271,7 @@ def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_cryst
         "split": {"val_fraction": config.val_fraction, "seed": config.split_seed, "train": len(train_crystals),
                   "validation": len(val_crystals), "max_atoms": config.max_atoms},
         "conditions": {"property": config.property_name, "space_group": config.use_space_group},
+        "elements": [Element.from_Z(z).symbol for z in model.normalization.elements],
         "architecture": model.model_config.to_dict(),
         "process": model.process.to_dict(),
         "parameters": count_parameters(model.denoiser),

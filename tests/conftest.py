@@ -15,7 +15,7 @@ PEROV_CSV = SHARED / "perov_5" / "val.csv"
 CARBON_CSV = SHARED / "carbon_24" / "val.csv"
 MP20_CSV = SHARED / "mp_20" / "val.csv"
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(int(os.environ.get("CRYSTAL_TEST_THREADS", max(1, min(2, os.cpu_count() or 1)))))
 
 
 @pytest.fixture(scope="session")
