@@ -1,4 +1,4 @@
-"""Command line: ``python -m diffusion train | sample | evaluate | download``.
+"""Command line: ``python -m diffusion train | sample | evaluate | render | download``.
 
 Every expected failure (bad formula, missing file, corrupt checkpoint...) ends with one
 line on stderr and exit status 2, never a traceback.
@@ -128,6 +128,25 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=positive_int, default=None)
     e.add_argument("--json", default=None, help="write the metrics to this file")
     e.add_argument("--update-card", action="store_true", help="store the metrics in the checkpoint's model card")
+
+    r = sub.add_parser("render", help="sample one crystal and draw its trajectory as a GIF or a PNG strip")
+    r.add_argument("--checkpoint", required=True, help="shipped name (e.g. perov_5) or path to a .pt file")
+    what = r.add_mutually_exclusive_group()
+    what.add_argument("--composition", help="formula of the cell, e.g. SrTiO3 or Ti2O4")
+    what.add_argument("--num-atoms", type=positive_int, help="atoms per cell (ab initio models; default: drawn)")
+    r.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default="ddim")
+    r.add_argument("--steps", type=positive_int, default=None,
+                   help="network evaluations, at most T (default: 100 for ddim, all T for ddpm and pc)")
+    r.add_argument("--seed", type=nonnegative_int, default=0)
+    r.add_argument("--space-group", type=positive_int, default=None, help="1-230")
+    r.add_argument("--property", dest="prop", type=finite_float, default=None, help="target property value")
+    r.add_argument("--guidance", type=finite_float, default=0.0, help="classifier-free guidance weight w")
+    r.add_argument("--frames", type=positive_int, default=None,
+                   help="recorded steps drawn, evenly spaced from T to 0 (default 20 for a GIF, 6 for a PNG)")
+    r.add_argument("--size", type=positive_int, default=None, help="pixels per frame (default 480 GIF, 320 PNG)")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--threads", type=positive_int, default=None)
+    r.add_argument("--out", required=True, help="FILE.gif (animation) or FILE.png (strip of frames)")
 
     d = sub.add_parser("download", help="fetch the public CDVAE/DiffCSP CSV files")
     d.add_argument("name", choices=("perov_5", "carbon_24", "mp_20"))

@@ -131,6 +131,53 @@ def run_evaluate(args, command: str) -> int:
     return 0
 
 
+def run_render(args, command: str) -> int:
+    from .api import generate
+    from .render import MAX_FRAMES, MAX_SIZE, MAX_STRIP_PANELS, MIN_SIZE, evenly_spaced_steps, render_gif, render_strip
+
+    out = Path(args.out)
+    kind = out.suffix.lower()
+    if kind not in (".gif", ".png"):
+        raise ValueError(f"--out must end in .gif (animation) or .png (strip), got '{out.name}'")
+    limit = MAX_FRAMES if kind == ".gif" else MAX_STRIP_PANELS
+    frames = args.frames or (20 if kind == ".gif" else 6)
+    if frames > limit:
+        raise ValueError(f"--frames must be at most {limit} for a {kind[1:].upper()}, got {frames}")
+    size = args.size or (480 if kind == ".gif" else 320)
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, device)
+    if model.process.task == "csp" and not args.composition:
+        raise ValueError("this model predicts structures from a composition: use --composition")
+    if model.process.task == "gen" and args.composition:
+        raise ValueError("this is an ab initio model: use --num-atoms instead of --composition")
+    if args.num_atoms is not None and args.num_atoms > MAX_ATOMS:
+        raise ValueError(f"--num-atoms must be at most {MAX_ATOMS}")
+    steps = args.steps or (min(100, model.num_steps) if args.sampler == "ddim" else model.num_steps)
+    if steps > model.num_steps:
+        raise ValueError(f"--steps must be at most the model's T = {model.num_steps}, got {steps}")
+    bars = []  # created at the first step, so that input errors stay one line
+
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(_progress_bar(total, "sampling"))
+        bars[0].update(done - bars[0].n)
+
+    trajectory = generate(model, composition=args.composition, num_atoms=args.num_atoms, sampler=args.sampler,
+                          steps=steps, seed=args.seed, space_group=args.space_group, prop=args.prop,
+                          guidance=args.guidance, progress=progress)
+    for bar in bars:
+        bar.close()
+    shown = evenly_spaced_steps(trajectory, frames)
+    draw = render_gif if kind == ".gif" else render_strip
+    data = draw(trajectory, shown, size=size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(shown)} frames: t = {', '.join(map(str, shown))}; {len(data) / 1024:.0f} KiB)")
+    return 0
+
+
 def run_download(args, command: str) -> int:
     from .data import download
 
