@@ -54,6 +54,15 @@ def _data_files(entry: ModelEntry) -> tuple[str, ...]:
     return tuple(files)
 
 
+def _training_crystals(files: tuple[str, ...]):
+    """Every crystal of the readable files (unreadable files are left out)."""
+    for file in files:
+        try:
+            yield from load_csv(file).crystals
+        except DatasetError:
+            continue
+
+
 @st.cache_data(show_spinner="Reading the training data for comparison...", max_entries=8)
 def reference_stats(files: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Density (g/cm³), number of elements and atoms per cell of every crystal in the files."""
@@ -66,16 +75,11 @@ def reference_stats(files: tuple[str, ...]) -> dict[str, np.ndarray]:
         except Exception:
             pass
     density, elements, atoms = [], [], []
-    for file in files:
-        try:
-            dataset = load_csv(file)
-        except DatasetError:
-            continue
-        for crystal in dataset.crystals:
-            z = crystal.atomic_numbers.numpy()
-            density.append(masses[z].sum() * 1.66053906660 / crystal.volume)
-            elements.append(len(set(z.tolist())))
-            atoms.append(len(z))
+    for crystal in _training_crystals(files):
+        z = crystal.atomic_numbers.numpy()
+        density.append(masses[z].sum() * 1.66053906660 / crystal.volume)
+        elements.append(len(set(z.tolist())))
+        atoms.append(len(z))
     return {"density": np.asarray(density), "elements": np.asarray(elements), "atoms": np.asarray(atoms)}
 
 
@@ -86,14 +90,9 @@ def known_structures(files: tuple[str, ...], formula: str, num_atoms: int) -> li
 
     target = Composition(formula).reduced_formula
     found = []
-    for file in files:
-        try:
-            dataset = load_csv(file)
-        except DatasetError:
-            continue
-        for crystal in dataset.crystals:
-            if crystal.num_atoms == num_atoms and crystal.to_structure().composition.reduced_formula == target:
-                found.append(crystal.to_structure())
+    for crystal in _training_crystals(files):
+        if crystal.num_atoms == num_atoms and crystal.to_structure().composition.reduced_formula == target:
+            found.append(crystal.to_structure())
     return found[:50]
 
 
