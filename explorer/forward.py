@@ -10,6 +10,8 @@ import streamlit as st
 from diffusion import SCHEDULE_NAMES, Crystal, CrystalError, ForwardSetup, forward_noise, make_schedule
 from diffusion.data import SHARED_DATA, DatasetError, load_csv
 
+from .equation_view import show_panels
+from .equations import forward_panels
 from .examples import EXAMPLE_CRYSTALS, example_structure
 from .figures import coordinate_histogram
 from .numbers import describe
@@ -117,7 +119,8 @@ def _view(key: str, _crystal: Crystal, schedule: str, T: int, seed: int, step: i
 
 
 def forward_panel(crystal: Crystal, key: str) -> None:
-    """Schedule and seed widgets, then (in a fragment) the slider, x_t in 3D, its numbers and histogram."""
+    """Schedule and seed widgets, then (in a fragment) the slider, x_t in 3D, its numbers, the equations
+    with step t's values, and the coordinate histogram."""
     left, middle, right = st.columns(3)
     schedule = left.selectbox("Lattice schedule", list(SCHEDULE_NAMES), index=list(SCHEDULE_NAMES).index("cosine"),
                               key="fwd.schedule")
@@ -144,6 +147,9 @@ def forward_panel(crystal: Crystal, key: str) -> None:
                                     ("coordinate noise σ_t", f"{float(sched.sigma[t]):.3f}")])
         with view_col:
             show_view(_view(key, crystal, schedule, T, seed, step, ghost_on, supercell), VIEW_HEIGHT)
+        st.markdown(f"##### The equations at t = {t}")
+        panels = forward_panels(sched, t)
+        show_panels([[p for p in panels if p.field == "lattice"], [p for p in panels if p.field == "coords"]])
         values = _histogram_values(key, crystal, schedule, T, t)
         st.plotly_chart(coordinate_histogram(values, float(sched.sigma[t])), width="stretch", key="fwd.hist",
                         config={"displayModeBar": False})

@@ -13,8 +13,11 @@ copied link reopens the same trajectory at the same step.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +26,10 @@ import streamlit as st
 
 from diffusion import FormulaError, parse_formula
 from diffusion.api import MAX_ATOMS
+from diffusion.render import MAX_FRAMES, MAX_STRIP_PANELS, evenly_spaced_steps, render_gif, render_strip
 
+from .equation_view import show_panels
+from .equations import reverse_panels
 from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
 from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
@@ -53,6 +59,7 @@ class Result:
     abar: np.ndarray            # (T+1,) of the model's lattice schedule, for the captions
     sigma: np.ndarray           # (T+1,) coordinate noise levels
     seconds: float
+    schedule: object = None     # the model's diffusion.NoiseSchedule, for the equations
 
     @property
     def steps(self) -> list[int]:
@@ -305,7 +312,7 @@ def run(entry: ModelEntry, settings: GenerateSettings) -> None:
         return
     result = Result(id=ss["gen.next_id"], settings=settings, task=model.process.task, trajectory=trajectory,
                     abar=model.abar.detach().cpu().double().numpy(), sigma=model.sigma.detach().cpu().double().numpy(),
-                    seconds=time.perf_counter() - started)
+                    seconds=time.perf_counter() - started, schedule=model.schedule)
     ss["gen.next_id"] += 1
     ss["gen.results"] = (ss["gen.results"] + [result])[-MAX_RESULTS:]
     ss["gen.shown"] = result.id
@@ -416,8 +423,24 @@ def _view(result: Result, supercell: int, ghost: bool) -> str:
     return cache[key]
 
 
+def equations(result: Result, t: int) -> None:
+    """The sampler's update at slider step t, with the model's schedule values filled in."""
+    if result.schedule is None:
+        return
+    settings = result.settings
+    try:
+        panels = reverse_panels(result.schedule, settings.steps, t, settings.sampler, result.task,
+                                settings.guidance if settings.conditioned else 0.0)
+    except ValueError:
+        return  # a step off the sampler's grid (not produced by this page)
+    st.markdown(f"##### The update at t = {t}" if t else "##### The last update (it produced t = 0)")
+    show_panels([[p for p in panels if p.field in ("lattice", "guidance")],
+                 [p for p in panels if p.field in ("coords", "types")]])
+
+
 def player(result: Result) -> None:
-    """Slider + play/pause, the 3D view at step t, its numbers and the diagnostics (one fragment).
+    """Slider + play/pause, the 3D view at step t, its numbers, the update equations and the
+    diagnostics (one fragment).
 
     The 3D view's HTML holds every frame and does not change with t: the fragment writes
     t into the URL first thing, and the view (same-origin iframe) redraws that frame in
@@ -469,6 +492,7 @@ def player(result: Result) -> None:
             st.caption("Drag to rotate, scroll to zoom; the view follows the slider. All steps are drawn with the "
                        "final crystal's first atom on the cell corner (shifting every atom together changes nothing)."
                        + (" Dark grey atoms: type not decided yet (the table lists the model's current guesses)." if result.task == "gen" else ""))
+        equations(result, t)
         st.plotly_chart(diagnostics_figure(result.trajectory, 0, t), width="stretch", key="gen.diagnostics",
                         config={"displayModeBar": False})
         if finished:
@@ -483,6 +507,41 @@ def _final_cif(result: Result) -> str:
     return str(CifWriter(result.trajectory.structure(frame=result.trajectory.num_frames - 1)))
 
 
+_EXPORTS: OrderedDict[tuple, bytes] = OrderedDict()
+_EXPORTS_LOCK = threading.Lock()
+MAX_EXPORTS = 16
+
+
+def trajectory_key(trajectory) -> str:
+    """A content hash of a trajectory (its cells, coordinates and types): same key, same pictures."""
+    digest = hashlib.sha1()
+    for tensor in (trajectory.timesteps, trajectory.lattice, trajectory.frac_coords, trajectory.types):
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def export_picture(result: Result, kind: str, count: int) -> bytes:
+    """The trajectory's first crystal as a GIF ('gif') or PNG strip ('png') of ``count`` evenly spaced
+    steps, rendered on the server. Cached across sessions by the trajectory's content; safe to call
+    from the thread that serves a download (no Streamlit calls here)."""
+    key = (trajectory_key(result.trajectory), kind, int(count))
+    with _EXPORTS_LOCK:
+        if key in _EXPORTS:
+            _EXPORTS.move_to_end(key)
+            return _EXPORTS[key]
+    steps = evenly_spaced_steps(result.trajectory, int(count))
+    settings = result.settings
+    formula = result.trajectory.structure(frame=result.trajectory.num_frames - 1).composition.reduced_formula
+    subtitle = f"{formula} · {settings.model} · {settings.sampler}, {settings.steps} steps · seed {settings.seed}"
+    draw = render_gif if kind == "gif" else render_strip
+    data = draw(result.trajectory, steps, subtitle=subtitle)
+    with _EXPORTS_LOCK:
+        _EXPORTS[key] = data
+        while len(_EXPORTS) > MAX_EXPORTS:
+            _EXPORTS.popitem(last=False)
+    return data
+
+
 def downloads(result: Result) -> None:
     stem = "".join(ch for ch in result.settings.composition if ch.isalnum()) if result.task == "csp" else \
         f"abinitio{result.settings.num_atoms}"
@@ -494,6 +553,25 @@ def downloads(result: Result) -> None:
                           data=lambda: result.trajectory.to_extxyz(0), file_name=f"{stem}_trajectory.extxyz",
                           mime="chemical/x-xyz", icon=":material/download:", on_click="ignore", key="gen.dl_xyz", width="stretch",
                           help="Every recorded step as multi-frame extended XYZ (opens in ASE, OVITO, VESTA).")
+    st.markdown("**For slides:** pictures of the trajectory drawn on the server (unit cell, element colours, "
+                "the step t on each frame), made when you press a button.")
+    frames_col, panels_col, gif_col, png_col = st.columns([1, 1, 1.2, 1.2], vertical_alignment="bottom")
+    available = result.trajectory.num_frames
+    gif_frames = int(frames_col.number_input("GIF frames", min_value=2, max_value=MAX_FRAMES, value=20, step=1,
+                                             key="gen.gif_frames",
+                                             help="Recorded steps evenly spaced from T to 0 (at most the "
+                                                  f"{available} recorded here); the last frame is held."))
+    strip_frames = int(panels_col.number_input("Strip panels", min_value=2, max_value=MAX_STRIP_PANELS, value=6,
+                                               step=1, key="gen.strip_frames",
+                                               help="Steps side by side in one PNG, from T to 0."))
+    gif_count, strip_count = min(gif_frames, available), min(strip_frames, available)
+    gif_col.download_button(f"Animation, {gif_count} frames (GIF)", data=lambda: export_picture(result, "gif", gif_count),
+                            file_name=f"{stem}_{gif_count}frames.gif", mime="image/gif", icon=":material/animation:",
+                            on_click="ignore", key="gen.dl_gif", width="stretch")
+    png_col.download_button(f"Strip of {strip_count} steps (PNG)",
+                            data=lambda: export_picture(result, "png", strip_count),
+                            file_name=f"{stem}_strip{strip_count}.png", mime="image/png", icon=":material/image:",
+                            on_click="ignore", key="gen.dl_png", width="stretch")
 
 
 def warm_up(models: list[ModelEntry]) -> None:

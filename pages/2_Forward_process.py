@@ -1,6 +1,7 @@
 """Forward process: noise a real crystal to step t and compare x_t with the clean crystal."""
 import streamlit as st
 
+from explorer.equation_view import glossary
 from explorer.forward import forward_panel, pick_crystal
 from explorer.layout import setup_page
 
@@ -14,3 +15,4 @@ st.markdown("Training corrupts real crystals with a fixed recipe, no learning in
 crystal, key = pick_crystal()
 if crystal is not None:
     forward_panel(crystal, key)
+glossary()

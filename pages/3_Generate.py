@@ -2,6 +2,7 @@
 import streamlit as st
 
 from explorer import generate
+from explorer.equation_view import glossary
 from explorer.layout import setup_page
 from explorer.models import available_models, models_folder
 
@@ -25,4 +26,5 @@ entry, info, settings, problem = generate.controls(models)
 generate.generate_button(entry, settings, problem)
 st.divider()
 generate.results_section()
+glossary()
 generate.warm_up(models)

@@ -1,0 +1,75 @@
+"""AppTest: the equations beside the picture (Forward process, Generate) and the slide exports."""
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from diffusion import make_schedule
+from explorer.equations import number
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app_env(checkpoint_dir, monkeypatch):
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
+    return checkpoint_dir
+
+
+def _latex(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.latex)
+
+
+def test_forward_equations_follow_the_slider(app_env):
+    at = AppTest.from_file(str(ROOT / "pages" / "2_Forward_process.py"), default_timeout=120).run()
+    assert not at.exception
+    cosine = make_schedule("cosine", 1000)
+    at.slider(key="fwd.t").set_value(700).run()
+    assert not at.exception
+    text = _latex(at)
+    assert "x_{700}" in text and "x_{699}" in text
+    assert number(math.sqrt(float(cosine.abar[700]))) in text, "sqrt(abar_t) at the slider's t"
+    assert number(float(cosine.sigma[700])) in text, "sigma_t of the wrapped normal"
+    at.slider(key="fwd.t").set_value(200).run()
+    moved = _latex(at)
+    assert moved != text and "x_{200}" in moved and number(math.sqrt(float(cosine.abar[200]))) in moved
+    assert any("Glossary" in e.label for e in at.expander)
+
+
+def test_generate_equations_follow_the_slider_and_exports(app_env):
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Generate.py"), default_timeout=120).run()
+    at.selectbox(key="gen.sampler").set_value("ddpm").run()
+    at.number_input(key="gen.steps").set_value(8)
+    at.button(key="gen.go").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["gen.results"][-1]
+    schedule = result.schedule
+    assert schedule.num_steps == 50
+    text = _latex(at)
+    assert "x_{0}" in text and "x_{1}" in text and "z = 0" in text, "at t = 0: the last update"
+    at.select_slider(key=f"gen.t.{result.id}").set_value(43).run()
+    assert not at.exception
+    moved = _latex(at)
+    assert moved != text
+    assert r"\alpha_{43|36}" in moved and number(float(schedule.abar[43] / schedule.abar[36])) in moved
+    assert number(float(schedule.sigma[43])) in moved and number(float(schedule.sigma[36])) in moved
+    at.selectbox(key="gen.sampler").set_value("ddim").run()
+    at.number_input(key="gen.steps").set_value(8)
+    at.button(key="gen.go").click().run()
+    ddim = at.session_state["gen.results"][-1]
+    at.select_slider(key=f"gen.t.{ddim.id}").set_value(43).run()
+    assert r"\hat x_0" in _latex(at) and r"\sqrt{\beta" not in _latex(at), "DDIM shows its own update"
+    assert any("Glossary" in e.label for e in at.expander)
+
+    labels = [b.label for b in at.get("download_button")]
+    assert any("GIF" in label for label in labels) and any("PNG" in label for label in labels)
+    from explorer.generate import export_picture
+    gif = Image.open(io.BytesIO(export_picture(ddim, "gif", 4)))
+    assert gif.n_frames == 4 and gif.size == (480, 480)
+    assert export_picture(ddim, "gif", 4) is export_picture(ddim, "gif", 4), "cached"
+    assert Image.open(io.BytesIO(export_picture(ddim, "png", 3))).size == (3 * 320, 320)
