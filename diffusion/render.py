@@ -132,8 +132,8 @@ class _Scene:
         lattices = trajectory.lattice[frames, crystal].double().numpy()
         half = max(np.abs(_CORNERS @ L - 0.5 * L.sum(0)).max() for L in lattices)
         self.half = 1.08 * half + 1.0          # room for the atoms' radii
-        numbers = sorted({int(z) for k in frames for z in trajectory.element_numbers(k, crystal)})
-        self.elements = [z for z in numbers if z != MASK]
+        decided = [trajectory.element_numbers(k, crystal)[~trajectory.masked(k, crystal)] for k in frames]
+        self.elements = sorted({int(z) for numbers in decided for z in numbers if int(z) != MASK})  # legend
         self.undecided = any(trajectory.masked(k, crystal).any() for k in frames)
         final = trajectory.element_numbers(trajectory.num_frames - 1, crystal)
         formula = _formula(final)
