@@ -8,6 +8,7 @@ Session state (all keys start with ``gen.``):
     gen.t.<id>          the step t shown for result <id> (the slider)
     gen.playing         whether the player advances by itself
     gen.pending         a run was asked for by a link or a one-click example
+    gen.gif_frames, gen.strip_frames   how many steps the slide exports (GIF, PNG strip) draw
 The result on screen and its step are mirrored in the URL (``st.query_params``), so a
 copied link reopens the same trajectory at the same step.
 """
