@@ -1,0 +1,57 @@
+"""Quality of the shipped checkpoints on their own validation splits (issue 3). Prints a table.
+
+Run:  .venv/bin/python benchmarks/model_quality.py [--limit N] [--threads 2] [--update-cards]
+
+For each CSP checkpoint in checkpoints/: composition-only match rate / RMSE (1000-step
+DDPM, k=1), and with the true space group where the model supports it. The validation
+split is rebuilt from each model card (same files, fraction and seed as training).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from diffusion.checkpoints import list_checkpoints  # noqa: E402
+from diffusion.cli import build_parser  # noqa: E402
+from diffusion.evaluation import evaluate_checkpoint  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sampler", default="ddpm")
+    parser.add_argument("--update-cards", action="store_true")
+    args = parser.parse_args()
+    import torch
+    torch.set_num_threads(args.threads)
+    print("| model | split | n | condition | match rate | RMSE | validity | volume error | in asked group | wall time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for info in list_checkpoints():
+        if info.card.get("task") != "csp":
+            continue
+        modes = ["none"] + (["csv"] if info.card.get("conditions", {}).get("space_group") else [])
+        for mode in modes:
+            argv = ["evaluate", "--checkpoint", info.name, "--sampler", args.sampler, "--space-group", mode]
+            if args.limit:
+                argv += ["--limit", str(args.limit)]
+            if args.update_cards:
+                argv.append("--update-card")
+            start = time.time()
+            r = evaluate_checkpoint(build_parser().parse_args(argv), "python -m diffusion " + " ".join(argv))
+            m = r["metrics"]
+            pct = lambda v: "n/a" if v is None else f"{v:.1%}"
+            rmse = "n/a" if m["rmse"] is None else f"{m['rmse']:.4f}"
+            condition = "composition" if mode == "none" else "composition + space group"
+            print(f"| {info.name} | own validation | {m['n']} | {condition} | {pct(m['match_rate'])} | {rmse} | "
+                  f"{pct(m['validity'])} | {m['volume_error']:.3f} | {pct(m['space_group_rate'])} | "
+                  f"{time.time() - start:.0f} s |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
