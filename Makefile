@@ -1,6 +1,6 @@
 # Two entry points: `make run` (set up + start the app) and `make test` (set up + run the tests).
 # Both are idempotent: a finished step is skipped by its stamp file.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501

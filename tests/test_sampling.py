@@ -96,3 +96,17 @@ def test_step_grid():
     assert step_grid(1000, None) == list(range(1000, 0, -1))
     grid = step_grid(1000, 10)
     assert grid[0] == 1000 and grid[-1] == 1 and len(grid) == 10
+
+
+def test_final_cif_reparses_to_the_same_structure(tiny_csp):
+    from pymatgen.core import Structure
+
+    from diffusion.crystal import Crystal
+
+    traj = generate(tiny_csp, "SrTiO3", steps=10, seed=3)
+    final = traj.structure(0)
+    again = Structure.from_str(Crystal.from_structure(final).to_cif(), fmt="cif")
+    # CIF keeps lengths and angles (not the orientation) and fractional coordinates
+    assert max(abs(a - b) for a, b in zip(again.lattice.parameters, final.lattice.parameters)) < 1e-6
+    assert [s.specie for s in again] == [s.specie for s in final]
+    assert abs(again.frac_coords - final.frac_coords).max() < 1e-6
