@@ -79,6 +79,8 @@ def test_gen_model_refuses_composition_and_bad_counts(checkpoint_dir, tmp_path):
                               env_dir=checkpoint_dir), ">= 1")
     assert_one_line_error(cli("sample", "--checkpoint", "tiny_gen", "--num-atoms", "101", "--out", str(tmp_path),
                               env_dir=checkpoint_dir), "at most 100")
+    assert_one_line_error(cli("sample", "--checkpoint", "tiny_gen", "--num-atoms", "5", "--property", "1.0",
+                              "--out", str(tmp_path), env_dir=checkpoint_dir), "property condition")
 
 
 def test_missing_and_corrupt_checkpoints(tmp_path, checkpoint_dir):
