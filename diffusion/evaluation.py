@@ -73,7 +73,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
         raw.append(match_rms(samples[(i, 0)], truth, matcher) is not None)
     metrics = aggregate_csp(scores, raw).to_dict()
     results = {
-        "checkpoint": path.stem, "split": args.split, "n": len(crystals), "k": args.num_samples,
+        "checkpoint": path.stem, "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
         "sampler": args.sampler, "steps": args.steps or model.num_steps, "space_group": args.space_group,
         "guidance": args.guidance, "seed": args.seed, "device": str(device),
         "sampling_seconds": round(sampling_seconds, 1),
