@@ -211,8 +211,8 @@ def reverse_coords(schedule, t: int, s: int, sampler: str, step_lr: float = DEFA
                      + rf" \bmod 1,\qquad \eta = {number(step_lr)}\end{{aligned}}")
     if sampler == "ddim":
         lines.append(rf"\begin{{aligned}}F_{{{sym}}} &= \big(F_t + \tfrac12(\sigma_t^2 - \sigma_{{{sym}}}^2)\,\hat s\big) \bmod 1\\"
-                     + rf"F_{{{s}}} &= (F_{{{t}}} + {number(0.5 * d2)}\,\hat s) \bmod 1,\qquad "
-                     + rf"\sigma_{{{t}}} = {number(sigma_t)},\ \sigma_{{{s}}} = {number(sigma_s)}\end{{aligned}}")
+                     + rf"F_{{{s}}} &= (F_{{{t}}} + {number(0.5 * d2)}\,\hat s) \bmod 1\\"
+                     + rf"&\sigma_{{{t}}} = {number(sigma_t)},\ \sigma_{{{s}}} = {number(sigma_s)}\end{{aligned}}")
         return tuple(lines)
     if sampler not in ("ddpm", "pc"):
         raise ValueError(f"unknown sampler '{sampler}'; choose ddpm, pc or ddim")
@@ -220,8 +220,8 @@ def reverse_coords(schedule, t: int, s: int, sampler: str, step_lr: float = DEFA
     noise_text = rf" + {number(noise)}\,z" if s > 0 else ""
     lines.append(rf"\begin{{aligned}}F_{{{sym}}} &= \Big(F_t + (\sigma_t^2 - \sigma_{{{sym}}}^2)\,\hat s + "
                  rf"\sqrt{{\tfrac{{(\sigma_t^2 - \sigma_{{{sym}}}^2)\,\sigma_{{{sym}}}^2}}{{\sigma_t^2}}}}\,z\Big) \bmod 1\\"
-                 + rf"F_{{{s}}} &= (F_{{{t}}} + {number(d2)}\,\hat s{noise_text}) \bmod 1,\qquad "
-                 + rf"\sigma_{{{t}}} = {number(sigma_t)},\ \sigma_{{{s}}} = {number(sigma_s)}\end{{aligned}}")
+                 + rf"F_{{{s}}} &= (F_{{{t}}} + {number(d2)}\,\hat s{noise_text}) \bmod 1\\"
+                 + rf"&\sigma_{{{t}}} = {number(sigma_t)},\ \sigma_{{{s}}} = {number(sigma_s)}\end{{aligned}}")
     return tuple(lines)
 
 
