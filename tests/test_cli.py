@@ -120,3 +120,18 @@ def test_evaluate_writes_json(checkpoint_dir, tmp_path):
     metrics = json.loads(out.read_text())["metrics"]
     assert 1 <= metrics["n"] <= 3 and 0.0 <= metrics["validity"] <= 1.0
     assert metrics["match_rate"] is None or 0.0 <= metrics["match_rate"] <= 1.0
+
+
+def test_download_failure_is_one_line(monkeypatch, tmp_path, capsys):
+    import urllib.request
+
+    from diffusion.cli import main
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert main(["download", "perov_5", "--dest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "could not download" in err[0]
+    assert not list(tmp_path.rglob("*.csv")), "no partial files left behind"
