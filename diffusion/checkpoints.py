@@ -75,6 +75,33 @@ def save_checkpoint(model: CrystalDiffusion, path: str | Path, card: dict | None
     atomic_torch_save(checkpoint_dict(model, state_dict, card), path)
     if card is not None:
         atomic_write_text(json.dumps(card, indent=2, sort_keys=False) + "\n", path.with_suffix(".json"))
+        atomic_write_text(card_markdown(card), path.with_suffix(".md"))
+
+
+def card_markdown(card: dict) -> str:
+    """The model card as Markdown for people (the JSON beside it is the machine-readable source)."""
+    split = card.get("split", {})
+    lines = [f"# {card.get('name', 'model')}", "", card.get("description", ""), "",
+             f"- command: `{card.get('command', '')}`",
+             *[f"- data: `{d.get('file')}` (sha256 `{d.get('sha256')}`)" for d in card.get("data", [])],
+             f"- split: {split.get('train')} training / {split.get('validation')} validation crystals "
+             f"(val_fraction {split.get('val_fraction')}, seed {split.get('seed')}, at most {split.get('max_atoms')} atoms)",
+             f"- conditions: {card.get('conditions')}",
+             f"- parameters: {card.get('parameters')}; architecture: {card.get('architecture')}",
+             f"- training: {card.get('steps')} steps ({card.get('epochs')} epochs), "
+             f"{card.get('wall_seconds')} s wall time on {card.get('hardware')}", "",
+             "## Validation metrics", ""]
+    metrics = card.get("metrics") or {}
+    if not metrics:
+        lines.append("None measured yet (`python -m diffusion evaluate --checkpoint NAME --update-card`).")
+    else:
+        lines += ["| run | at step | n | match rate | RMSE | validity | volume error | in asked group |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for key, result in metrics.items():
+            m = result.get("metrics", {})
+            lines.append(f"| {key} | {result.get('checkpoint_steps')} | {m.get('n')} | {m.get('match_rate')} | "
+                         f"{m.get('rmse')} | {m.get('validity')} | {m.get('volume_error')} | {m.get('space_group_rate')} |")
+    return "\n".join(lines) + "\n"
 
 
 def checkpoint_folder() -> Path:

@@ -95,6 +95,12 @@ def _parse_float(text: str) -> float:
         return math.nan
 
 
+def _parse_space_group(text: str | None) -> int:
+    """International number 1..230 from a CSV cell; 0 ("unknown") for anything else."""
+    value = _parse_float(text) if text else math.nan
+    return int(value) if math.isfinite(value) and value == int(value) and 1 <= value <= 230 else 0
+
+
 def _read_csv_rows(path: Path) -> tuple[list[Crystal], list[str]]:
     csv.field_size_limit(sys.maxsize)
     crystals, reasons = [], []
@@ -112,7 +118,7 @@ def _read_csv_rows(path: Path) -> tuple[list[Crystal], list[str]]:
             material_id = row.get("material_id") or str(line_number)
             properties = {c: _parse_float(row[c]) for c in property_columns}
             properties = {k: v for k, v in properties.items() if not math.isnan(v)}
-            space_group = int(_parse_float(row.get(SPACE_GROUP_COLUMN, "")) or 0) if row.get(SPACE_GROUP_COLUMN) else 0
+            space_group = _parse_space_group(row.get(SPACE_GROUP_COLUMN))
             try:
                 crystal = Crystal.from_cif(row["cif"] or "", material_id, properties, space_group)
                 crystals.append(standardize(crystal))

@@ -17,6 +17,8 @@ def test_load_and_list(checkpoint_dir):
     assert names == ["tiny_csp", "tiny_gen"]
     card = list_checkpoints(checkpoint_dir)[0].card
     assert card["task"] == "csp" and card["steps"] == 20 and card["data"][0]["sha256"]
+    markdown = (checkpoint_dir / "tiny_csp.md").read_text()
+    assert markdown.startswith("# tiny_csp") and "20 steps" in markdown
     assert load_model("tiny_csp", folder=checkpoint_dir).process.property_name == "heat_ref"
 
 

@@ -62,3 +62,10 @@ def test_split_is_reproducible_and_disjoint():
     b_train, b_val = split_indices(100, 0.1, seed=3)
     assert a_val == b_val and len(a_val) == 10 and not set(a_train) & set(a_val)
     assert split_indices(100, 0.1, seed=4)[1] != a_val
+
+
+def test_space_group_cells_are_parsed_or_unknown():
+    from diffusion.data import _parse_space_group
+    assert _parse_space_group("225") == 225 and _parse_space_group("136.0") == 136
+    for bad in (None, "", "nan", "abc", "0", "231", "12.5", "-3"):
+        assert _parse_space_group(bad) == 0
