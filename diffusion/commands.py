@@ -24,9 +24,13 @@ def run_train(args, command: str) -> int:
     result = train(config, command=command, progress=not args.quiet)
     rank = os.environ.get("RANK")
     prefix = f"[rank {rank}] " if rank is not None else ""
-    print(f"{prefix}step {result.step} ({result.epoch:.1f} epochs), train loss {result.train_loss:.4f}, "
-          f"val loss {result.val_loss:.4f}, {result.wall_seconds:.0f} s in total -> {config.out}; "
-          f"weights checksum {result.weights_checksum:.10e}")
+    val = "n/a (rank 0 validates)" if rank not in (None, "0") else f"{result.val_loss:.4f}"
+    line = (f"{prefix}step {result.step} ({result.epoch:.1f} epochs), train loss {result.train_loss:.4f}, "
+            f"val loss {val}, {result.wall_seconds:.0f} s in total -> {config.out}; "
+            f"weights checksum {result.weights_checksum:.10e}\n")
+    # One write call: DDP ranks share the pipe, and a write below PIPE_BUF is never interleaved.
+    sys.stdout.write(line)
+    sys.stdout.flush()
     return 0
 
 
