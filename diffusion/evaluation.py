@@ -1,12 +1,16 @@
 """``python -m diffusion evaluate``: sample a checkpoint's validation split and score it."""
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .checkpoints import load_card, load_model, resolve, save_checkpoint, read_checkpoint, model_from_dict
-from .data import load_dataset
+from .data import cache_dir, load_dataset
+from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, score_generation
 from .device import resolve_device
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
 from .sampling import SampleRequest, SamplingConfig, sample
@@ -37,8 +41,8 @@ def evaluate_checkpoint(args, command: str) -> dict:
     device = resolve_device(args.device)
     model = load_model(path, device)
     card = load_card(path)
-    if model.process.task != "csp":
-        raise ValueError("evaluate currently scores structure-prediction (csp) checkpoints")
+    if model.process.task == "gen":
+        return _finish(args, path, evaluate_generation(args, model, card, device), command)
     crystals = reference_crystals(args, card)
     known = set(model.normalization.elements)
     crystals = [c for c in crystals if c.num_atoms <= 100 and set(c.atomic_numbers.tolist()) <= known][: args.limit]
@@ -73,17 +77,110 @@ def evaluate_checkpoint(args, command: str) -> dict:
         raw.append(match_rms(samples[(i, 0)], truth, matcher) is not None)
     metrics = aggregate_csp(scores, raw).to_dict()
     results = {
-        "checkpoint": path.stem, "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
+        "checkpoint": path.stem, "task": "csp", "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
         "sampler": args.sampler, "steps": args.steps or model.num_steps, "space_group": args.space_group,
         "guidance": args.guidance, "seed": args.seed, "device": str(device),
         "sampling_seconds": round(sampling_seconds, 1),
         "seconds_per_structure": round(sampling_seconds / max(1, len(jobs)), 4),
-        "metrics": metrics, "command": command,
+        "metrics": metrics,
     }
+    return _finish(args, path, results, command)
+
+
+def _finish(args, path: Path, results: dict, command: str) -> dict:
+    """Add the command; store the results in the model card when asked."""
+    results["command"] = command
     if args.update_card:
         data = read_checkpoint(path)
-        card = data.get("card") or card
-        key = f"{args.sampler}_{results['steps']}_sg-{args.space_group}_k{args.num_samples}"
+        card = data.get("card") or load_card(path)
+        if results.get("task") == "gen":
+            key = f"gen_{args.sampler}_{results['steps']}_n{results['n']}"
+        else:
+            key = f"{args.sampler}_{results['steps']}_sg-{args.space_group}_k{args.num_samples}"
         card.setdefault("metrics", {})[key] = results
         save_checkpoint(model_from_dict(data, path.name), path, card)
     return results
+
+
+def coverage_cutoffs(args, card: dict) -> tuple[float, float]:
+    """--cutoffs, else CDVAE's cutoffs for the dataset the model was trained on."""
+    if args.cutoffs:
+        return tuple(args.cutoffs)
+    files = " ".join(str(d.get("file", "")) for d in card.get("data", []))
+    for name, cutoffs in COVERAGE_CUTOFFS.items():
+        if name in files:
+            return cutoffs
+    raise ValueError("no coverage cutoffs known for this dataset; give --cutoffs STRUCTURE COMPOSITION")
+
+
+def _reference_fingerprints(crystals) -> Fingerprints:
+    """Fingerprints of the reference split, cached on disk (they take ~0.2 s per crystal)."""
+    key = hashlib.sha256("\n".join(c.material_id for c in crystals).encode()).hexdigest()[:16]
+    path = cache_dir() / f"fingerprints-{key}.npz"
+    if path.is_file():
+        saved = np.load(path)
+        return Fingerprints(saved["structure"], saved["composition"])
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(crystals), desc="reference fingerprints", unit="crystal", file=sys.stderr, mininterval=2)
+    fps = fingerprints([c.to_structure() for c in crystals], lambda i, n: bar.update(1))
+    bar.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, structure=fps.structure, composition=fps.composition)
+    tmp.replace(path)
+    return fps
+
+
+def evaluate_generation(args, model, card: dict, device) -> dict:
+    """Sample ``--num-generated`` crystals (atom counts drawn from training) and score them."""
+    import torch
+    from tqdm import tqdm
+
+    from .api import sample_num_atoms
+
+    if args.num_generated > 10_000:
+        raise ValueError(f"--num-generated must be at most 10000, got {args.num_generated}")
+    if args.space_group != "none":
+        raise ValueError("--space-group applies to structure-prediction checkpoints only")
+    saved = card.get("train_config")
+    if not saved:
+        raise ValueError("this checkpoint's card has no training config; cannot rebuild its splits")
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{k: (tuple(v) if k == "data" else v) for k, v in saved.items() if k in fields})
+    if args.data:
+        config = TrainConfig(**{**config.__dict__, "data": tuple(args.data)})
+    _, train_crystals, val_crystals = prepare_data(config)
+    reference = (val_crystals if args.split == "val" else train_crystals + val_crystals)[: args.limit]
+    cutoffs = coverage_cutoffs(args, card)
+    sampling = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=0.0, step_lr=args.step_lr,
+                              record="final")
+    sampling.validate(model.num_steps)
+    counts = sample_num_atoms(model, args.num_generated, torch.Generator().manual_seed(args.seed))
+    structures = []
+    start = time.time()
+    bar = tqdm(total=len(counts), desc="sampling", unit="crystal", file=sys.stderr, mininterval=2)
+    for offset in range(0, len(counts), args.batch_size):
+        chunk = counts[offset:offset + args.batch_size]
+        request = SampleRequest(num_atoms=tuple(chunk),
+                                seeds=tuple(args.seed + offset + i for i in range(len(chunk))))
+        trajectory = sample(model, request, sampling)
+        structures += [trajectory.structure(frame=trajectory.num_frames - 1, crystal=b) for b in range(len(chunk))]
+        bar.update(len(chunk))
+    bar.close()
+    sampling_seconds = time.time() - start
+    reference_fps = _reference_fingerprints(reference)
+    bar = tqdm(total=len(structures), desc="fingerprints", unit="crystal", file=sys.stderr, mininterval=2)
+    training = [c.to_structure() for c in train_crystals] if args.novelty else None
+    metrics = score_generation(structures, [c.to_structure() for c in reference], cutoffs, training=training,
+                               reference_fps=reference_fps, progress=lambda i, n: bar.update(1))
+    bar.close()
+    return {
+        "checkpoint": card.get("name"), "task": "gen", "checkpoint_steps": card.get("steps"), "split": args.split,
+        "n": len(structures), "n_reference": len(reference), "sampler": args.sampler,
+        "steps": args.steps or model.num_steps, "seed": args.seed, "device": str(device),
+        "sampling_seconds": round(sampling_seconds, 1),
+        "seconds_per_structure": round(sampling_seconds / max(1, len(structures)), 4),
+        "scoring_seconds": round(time.time() - start - sampling_seconds, 1),
+        "metrics": metrics.to_dict(),
+    }

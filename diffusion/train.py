@@ -223,7 +223,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
                 for p_ema, p in zip(ema.parameters(), model.parameters()):
                     p_ema.lerp_(p, 1 - config.ema_decay)
             step += 1
-            train_loss = float(terms.total)
+            train_loss = float(terms.total.detach())
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{train_loss:.3f}", L=f"{float(terms.lattice):.3f}", F=f"{float(terms.coords):.3f}", refresh=False)
