@@ -208,3 +208,16 @@ def fully_connected_edges(num_atoms: torch.Tensor) -> tuple[torch.Tensor, torch.
     src = offsets[crystal_of_edge] + local // n
     dst = offsets[crystal_of_edge] + local % n
     return src, dst
+
+
+def paired_edges(num_atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The edges of ``fully_connected_edges`` ordered as [i < j pairs, the same pairs reversed, self pairs].
+
+    Returns (src, dst), each (E,) with E = 2U + N: edge U + u is edge u reversed and edge 2U + a
+    is atom a's self pair, so pair-symmetric edge features are computed for the first U only.
+    """
+    src, dst = fully_connected_edges(num_atoms)
+    upper = src < dst
+    us, ud = src[upper], dst[upper]
+    atoms = torch.arange(int(num_atoms.sum()), device=num_atoms.device)
+    return torch.cat([us, ud, atoms]), torch.cat([ud, us, atoms])

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .corruption import NUM_TYPE_CLASSES
-from .crystal import fully_connected_edges
+from .crystal import paired_edges
 
 NUM_SPACE_GROUPS = 230
 
@@ -94,10 +94,12 @@ class MessageLayer(nn.Module):
         self.edge_mlp = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
         self.node_mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
-    def forward(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_term: torch.Tensor) -> torch.Tensor:
-        """h: (N, H); src, dst: (E,); edge_term: (E, H) this layer's projection of edge features."""
+    def forward(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_term: torch.Tensor,
+                crystal_term: torch.Tensor) -> torch.Tensor:
+        """h: (N, H); src, dst: (E,); edge_term: (E, H) this layer's projection of edge features;
+        crystal_term: (N, H) this layer's projection of the crystal's lattice, one row per atom."""
         hn = self.norm(h)
-        messages = self.edge_mlp(self.src_proj(hn)[src] + self.dst_proj(hn)[dst] + edge_term)
+        messages = self.edge_mlp((self.src_proj(hn) + crystal_term)[src] + self.dst_proj(hn)[dst] + edge_term)
         aggregated = mean_over_index(messages, src, h.shape[0])
         return h + self.node_mlp(torch.cat([hn, aggregated], -1))
 
@@ -128,16 +130,21 @@ class CrystalDenoiser(nn.Module):
         self.lattice_head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 9))
         self.type_head = nn.Linear(h, NUM_TYPE_CLASSES) if config.predict_types else None
 
+    def time_context(self, t: torch.Tensor) -> torch.Tensor:
+        """(B,) steps -> (B, H) time part of the context (samplers compute it once per grid)."""
+        return self.time_mlp(sinusoidal_embedding(t, self.config.time_dim, dtype=self.size_proj.weight.dtype))
+
     def context(self, t: torch.Tensor, num_atoms: torch.Tensor, lattice_invariants: torch.Tensor,
-                prop: torch.Tensor | None, space_group: torch.Tensor | None) -> torch.Tensor:
+                prop: torch.Tensor | None, space_group: torch.Tensor | None,
+                time_context: torch.Tensor | None = None) -> torch.Tensor:
         """(B, H) crystal-level context vector.
 
         lattice_invariants: (B, 6) rotation-invariant description of the cell (the process's
         normalized lattice latent, O(1) in scale); prop: (B,) normalized, NaN = dropped;
-        space_group: (B,) 0 = none.
+        space_group: (B,) 0 = none; time_context: (B, H) precomputed ``time_context(t)``.
         """
         dtype = self.size_proj.weight.dtype
-        ctx = self.time_mlp(sinusoidal_embedding(t, self.config.time_dim, dtype=dtype))
+        ctx = self.time_context(t) if time_context is None else time_context
         ctx = ctx + self.size_proj(torch.log(num_atoms.to(dtype)).unsqueeze(-1))
         ctx = ctx + self.lattice_mlp(lattice_invariants.to(dtype))
         if self.config.use_property:
@@ -152,27 +159,52 @@ class CrystalDenoiser(nn.Module):
             ctx = ctx + self.space_group_embedding(space_group)
         return ctx
 
+    def edge_projection(self, frac: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                        min_edges: int = 64) -> torch.Tensor:
+        """(E, layers * H) = edge_proj(fourier_features(f_dst - f_src)) for the edges of ``paired_edges``.
+
+        Large graphs use the pair symmetry: swapping i and j flips the sines and keeps the
+        cosines, so with S, C the sine and cosine parts of the projection of edge (i, j),
+        edge (j, i) is C - S, and a self pair is the constant sum of the cosine weights.
+        Only the i < j third of the edges is projected: the same function for less work.
+        """
+        K = self.config.frequencies
+        if src.shape[0] < min_edges:
+            return self.edge_proj(fourier_features(frac[dst] - frac[src], K))
+        num_pairs = (src.shape[0] - frac.shape[0]) // 2
+        k = torch.arange(1, K + 1, device=frac.device, dtype=frac.dtype)
+        angles = 2 * math.pi * (frac[dst[:num_pairs]] - frac[src[:num_pairs]]).unsqueeze(-1) * k  # (U, 3, K)
+        weight = self.edge_proj.weight.view(-1, 3, 2, K)                                            # (KH, 3, 2, K)
+        sines = torch.sin(angles).flatten(1) @ weight[:, :, 0, :].reshape(-1, 3 * K).T               # (U, KH)
+        cosines = torch.cos(angles).flatten(1) @ weight[:, :, 1, :].reshape(-1, 3 * K).T
+        self_pairs = weight[:, :, 1, :].sum((1, 2)).expand(frac.shape[0], -1)
+        return torch.cat([cosines + sines, cosines - sines, self_pairs])
+
     def forward(self, types: torch.Tensor, frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor,
                 batch: torch.Tensor, t: torch.Tensor, lattice_invariants: torch.Tensor | None = None,
-                prop: torch.Tensor | None = None, space_group: torch.Tensor | None = None) -> DenoiserOutput:
+                prop: torch.Tensor | None = None, space_group: torch.Tensor | None = None,
+                time_context: torch.Tensor | None = None) -> DenoiserOutput:
         """Args:
             types: (N,) atom classes (0 = MASK, else Z); frac: (N, 3) in [0, 1);
             lattice: (B, 3, 3) normalized lattice L~ (rows are vectors, dimensionless);
             lattice_invariants: (B, 6) invariant lattice features (default: from the Gram matrix);
             num_atoms: (B,); batch: (N,) crystal of each atom; t: (B,) steps;
-            prop: (B,) normalized property or NaN; space_group: (B,) 0..230.
+            prop: (B,) normalized property or NaN; space_group: (B,) 0..230;
+            time_context: (B, H) optional precomputed ``time_context(t)`` (same result, less work).
         """
-        src, dst = fully_connected_edges(num_atoms)
-        edge_crystal = batch[src]
+        src, dst = paired_edges(num_atoms)
         B, H, K = num_atoms.shape[0], self.config.hidden, self.config.layers
         gram = (lattice @ lattice.transpose(-1, -2)).reshape(B, 9)
-        edge_terms = (self.edge_proj(fourier_features(frac[dst] - frac[src], self.config.frequencies))
-                      + self.gram_proj(gram)[edge_crystal]).view(-1, K, H)
+        edge_terms = self.edge_projection(frac, src, dst).view(-1, K, H)
+        # the lattice term is the same on every edge of a crystal: added per atom before the
+        # gather onto edges (same sum, no (E, layers * H) tensor)
+        gram_terms = self.gram_proj(gram).view(B, K, H)[batch]
         if lattice_invariants is None:
             lattice_invariants = gram_invariants(lattice)
-        h = self.type_embedding(types) + self.context(t, num_atoms, lattice_invariants, prop, space_group)[batch]
+        h = self.type_embedding(types) + self.context(t, num_atoms, lattice_invariants, prop, space_group,
+                                                               time_context)[batch]
         for k, layer in enumerate(self.layers):
-            h = layer(h, src, dst, edge_terms[:, k])
+            h = layer(h, src, dst, edge_terms[:, k], gram_terms[:, k])
         h = self.out_norm(h)
         pooled = mean_over_index(h, batch, B)
         lattice_out = self.lattice_head(pooled).view(B, 3, 3) @ lattice

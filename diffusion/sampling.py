@@ -116,30 +116,51 @@ class CrystalNoise:
 
 
 class _Recorder:
-    """Collects frames on the device; moved to the CPU once at the end."""
+    """Collects the raw state of each recorded step on the device (no copies: the sampler
+    never modifies a tensor in place); diagnostics are derived for all frames at the end."""
 
     def __init__(self):
         self.frames: list[dict[str, torch.Tensor]] = []
 
     def add(self, **tensors: torch.Tensor) -> None:
-        self.frames.append({k: v.detach().clone() for k, v in tensors.items()})
+        self.frames.append(tensors)
 
     def stacked(self, key: str) -> torch.Tensor:
-        return torch.stack([f[key] for f in self.frames]).cpu()
+        return torch.stack([f[key] for f in self.frames])
 
 
-def _guided(model: CrystalDiffusion, types, frac, x, num_atoms, batch, t, prop, space_group, w: float) -> Prediction:
+def _frame_geometry(model: CrystalDiffusion, latents: torch.Tensor, frac: torch.Tensor, num_atoms: torch.Tensor,
+                    chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lattices, volumes and minimum distances of every recorded frame in a few batched calls.
+
+    latents: (F, B, 6); frac: (F, N, 3) -> lattices (F, B, 3, 3), volumes (F, B), min distances (F, B).
+    Frames are treated as F * B crystals, ``chunk`` frames at a time to bound memory.
+    """
+    F, B = latents.shape[:2]
+    lattices = model.lattice_from_latent(latents.reshape(F * B, 6), num_atoms.repeat(F)).view(F, B, 3, 3)
+    distances = []
+    for start in range(0, F, chunk):
+        n = min(chunk, F - start)
+        counts = num_atoms.repeat(n)
+        batch = torch.repeat_interleave(torch.arange(n * B, device=counts.device), counts)
+        distances.append(min_distances(frac[start:start + n].reshape(-1, 3), lattices[start:start + n].reshape(-1, 3, 3),
+                                       counts, batch).view(n, B))
+    return lattices, volumes(lattices.reshape(-1, 3, 3)).view(F, B), torch.cat(distances)
+
+
+def _guided(model: CrystalDiffusion, types, frac, x, num_atoms, batch, t, prop, space_group, w: float,
+            time_context: torch.Tensor | None = None) -> Prediction:
     """Classifier-free guidance: (1 + w) * conditional - w * unconditional, in one doubled batch."""
     conditional = prop is not None or space_group is not None
     if w == 0.0 or not conditional:
-        return model.predict(types, frac, x, num_atoms, batch, t, prop, space_group)
+        return model.predict(types, frac, x, num_atoms, batch, t, prop, space_group, time_context)
     B = num_atoms.shape[0]
     none_prop = None if prop is None else torch.full_like(prop, math.nan)
     none_sg = None if space_group is None else torch.zeros_like(space_group)
     cat = lambda a, b: None if a is None else torch.cat([a, b])
     pred = model.predict(torch.cat([types, types]), torch.cat([frac, frac]), torch.cat([x, x]),
                          torch.cat([num_atoms, num_atoms]), torch.cat([batch, batch + B]), torch.cat([t, t]),
-                         cat(prop, none_prop), cat(space_group, none_sg))
+                         cat(prop, none_prop), cat(space_group, none_sg), cat(time_context, time_context))
     mix = lambda v, n: (1 + w) * v[:n] - w * v[n:]
     n_atoms = types.shape[0]
     logits = None if pred.type_logits is None else mix(pred.type_logits, n_atoms)
@@ -199,44 +220,46 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     pairs = list(zip(grid, grid[1:] + [0]))
     total = len(pairs)
     recorder = _Recorder()
-    sigma_1 = model.sigma[1]
+    # every per-step constant computed once: Python floats for the schedule, one batched
+    # time-MLP call for the whole grid (the loop then runs only the message passing)
+    sigma, abar = model.sigma.tolist(), model.abar.tolist()
+    sigma_1 = sigma[1]
+    score_scale = model.score_norm.rsqrt()
+    grid_t = torch.tensor(grid, device=device)
+    time_table = model.denoiser.time_context(grid_t)  # (S, H)
     for i, (t, s) in enumerate(pairs):
-        tt = torch.full((B,), t, dtype=torch.long, device=device)
-        sigma_t, sigma_s = model.sigma[t], model.sigma[s]
+        tt = grid_t[i].expand(B)
+        time_context = time_table[i].expand(B, -1)
+        sigma_t, sigma_s, abar_t, abar_s = sigma[t], sigma[s], abar[t], abar[s]
         if config.sampler == "pc":
-            pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance)
+            pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance, time_context)
             gamma = config.step_lr * (sigma_t / sigma_1) ** 2
-            frac = wrap(frac + gamma * pred.coord_score + torch.sqrt(2 * gamma) * noise.coords())
-        pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance)
+            frac = wrap(frac + gamma * pred.coord_score + math.sqrt(2 * gamma) * noise.coords())
+        pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance, time_context)
 
-        abar_t, abar_s = model.abar[t], model.abar[s]
-        x0 = ((x - (1 - abar_t).sqrt() * pred.lattice_eps) / abar_t.sqrt()).clamp(-config.lattice_clip, config.lattice_clip)
+        x0 = ((x - math.sqrt(1 - abar_t) * pred.lattice_eps) / math.sqrt(abar_t)).clamp(-config.lattice_clip,
+                                                                                        config.lattice_clip)
         d2 = sigma_t ** 2 - sigma_s ** 2
-        frac0 = wrap(frac + sigma_t ** 2 * pred.coord_score)  # Tweedie's estimate of F_0
         probs = None
         if gen:
             logits = pred.type_logits.masked_fill(~allowed, float("-inf"))
             probs = torch.softmax(logits, -1)
         if config.record == "all" and i % config.record_stride == 0:
-            lattice = model.lattice_from_latent(x, num_atoms)
-            recorder.add(t=tt[:1], lattice=lattice, frac=frac, types=types,
-                         probs=probs if gen else torch.zeros(0, device=device),
-                         pred_lattice=model.lattice_from_latent(x0, num_atoms), pred_frac=frac0,
+            recorder.add(t=tt[:1], x=x, frac=frac, types=types, probs=probs if gen else torch.zeros(0, device=device),
+                         x0=x0, pred_frac=wrap(frac + sigma_t ** 2 * pred.coord_score),  # Tweedie's estimate of F_0
                          eps_norm=pred.lattice_eps.norm(dim=-1),
-                         score_norm=_rms_per_crystal(pred.coord_score / model.score_norm[t].sqrt(), batch, B),
-                         min_dist=min_distances(frac, lattice, num_atoms, batch), volume=volumes(lattice))
+                         score_norm=_rms_per_crystal(pred.coord_score * score_scale[t], batch, B))
 
         if config.sampler == "ddim":
-            eps = (x - abar_t.sqrt() * x0) / (1 - abar_t).sqrt()
-            x = abar_s.sqrt() * x0 + (1 - abar_s).sqrt() * eps
+            eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
+            x = math.sqrt(abar_s) * x0 + math.sqrt(1 - abar_s) * eps
             frac = wrap(frac + 0.5 * d2 * pred.coord_score)
         else:
             alpha_ts = abar_t / abar_s
             beta_ts = 1 - alpha_ts
-            mean = (abar_s.sqrt() * beta_ts / (1 - abar_t)) * x0 + (alpha_ts.sqrt() * (1 - abar_s) / (1 - abar_t)) * x
-            x = mean + beta_ts.sqrt() * noise.lattice() if s > 0 else mean
-            frac_noise = noise.coords()
-            frac = wrap(frac + d2 * pred.coord_score + torch.sqrt(d2 * sigma_s ** 2 / sigma_t ** 2) * frac_noise)
+            mean = (math.sqrt(abar_s) * beta_ts / (1 - abar_t)) * x0 + (math.sqrt(alpha_ts) * (1 - abar_s) / (1 - abar_t)) * x
+            x = mean + math.sqrt(beta_ts) * noise.lattice() if s > 0 else mean
+            frac = wrap(frac + d2 * pred.coord_score + math.sqrt(d2 * sigma_s ** 2 / sigma_t ** 2) * noise.coords())
         if gen:
             reveal = noise.uniform_atoms() < (t - s) / t
             drawn = noise.categorical(probs)
@@ -244,19 +267,21 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
         if progress is not None:
             progress(i + 1, total)
 
-    lattice = model.lattice_from_latent(x, num_atoms)
     nan = torch.full((B,), math.nan, device=device)
     final_probs = torch.nn.functional.one_hot(types, NUM_TYPE_CLASSES).float() if gen else torch.zeros(0, device=device)
-    recorder.add(t=torch.zeros(1, dtype=torch.long, device=device), lattice=lattice, frac=frac, types=types,
-                 probs=final_probs, pred_lattice=lattice, pred_frac=frac, eps_norm=nan, score_norm=nan,
-                 min_dist=min_distances(frac, lattice, num_atoms, batch), volume=volumes(lattice))
+    recorder.add(t=torch.zeros(1, dtype=torch.long, device=device), x=x, frac=frac, types=types, probs=final_probs,
+                 x0=x, pred_frac=frac, eps_norm=nan, score_norm=nan)
+    frac_frames = recorder.stacked("frac")
+    lattice, volume, min_dist = _frame_geometry(model, recorder.stacked("x"), frac_frames, num_atoms)
+    x0_frames = recorder.stacked("x0")
+    pred_lattice = model.lattice_from_latent(x0_frames.reshape(-1, 6), num_atoms.repeat(len(x0_frames)))
     return Trajectory(
-        timesteps=recorder.stacked("t").view(-1), num_atoms=num_atoms.cpu(),
-        lattice=recorder.stacked("lattice"), frac_coords=recorder.stacked("frac"), types=recorder.stacked("types"),
-        type_probs=recorder.stacked("probs") if gen else None,
-        pred_lattice=recorder.stacked("pred_lattice"), pred_frac_coords=recorder.stacked("pred_frac"),
-        lattice_noise_norm=recorder.stacked("eps_norm"), coord_score_norm=recorder.stacked("score_norm"),
-        min_distance=recorder.stacked("min_dist"), volume=recorder.stacked("volume"),
+        timesteps=recorder.stacked("t").view(-1).cpu(), num_atoms=num_atoms.cpu(),
+        lattice=lattice.cpu(), frac_coords=frac_frames.cpu(), types=recorder.stacked("types").cpu(),
+        type_probs=recorder.stacked("probs").cpu() if gen else None,
+        pred_lattice=pred_lattice.view(len(x0_frames), B, 3, 3).cpu(), pred_frac_coords=recorder.stacked("pred_frac").cpu(),
+        lattice_noise_norm=recorder.stacked("eps_norm").cpu(), coord_score_norm=recorder.stacked("score_norm").cpu(),
+        min_distance=min_dist.cpu(), volume=volume.cpu(),
         sampler=config.sampler, seed=int(request.seeds[0]),
     )
 

@@ -92,3 +92,20 @@ def test_conditions_change_the_output(setup):
     base = run(model, **x)
     for key, value in (("prop", torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64)), ("space_group", torch.tensor([1, 2, 3]))):
         assert not torch.allclose(run(model, **{**x, key: value}).coord_score, base.coord_score)
+
+
+def test_symmetric_edge_projection_equals_the_plain_one():
+    """The i<j projection used for large graphs computes the same features as projecting every edge."""
+    from diffusion.crystal import fully_connected_edges, paired_edges
+    from diffusion.model import CrystalDenoiser, DenoiserConfig
+
+    torch.manual_seed(0)
+    net = CrystalDenoiser(DenoiserConfig(hidden=16, layers=2, frequencies=5))
+    num_atoms = torch.tensor([1, 7, 3, 12])
+    src, dst = paired_edges(num_atoms)
+    full_src, full_dst = fully_connected_edges(num_atoms)
+    assert sorted(zip(src.tolist(), dst.tolist())) == sorted(zip(full_src.tolist(), full_dst.tolist()))
+    frac = torch.rand(int(num_atoms.sum()), 3)
+    plain = net.edge_projection(frac, src, dst, min_edges=10**9)
+    fast = net.edge_projection(frac, src, dst, min_edges=0)
+    assert torch.allclose(fast, plain, atol=1e-5)
