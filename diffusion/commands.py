@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .api import MAX_ATOMS, check_composition, check_space_group, sample_num_atoms
+from .api import MAX_ATOMS, MAX_SAMPLES, check_composition, check_space_group, sample_num_atoms
 from .checkpoints import load_model
 from .data import load_csv
 from .device import resolve_device
@@ -62,6 +62,8 @@ def run_sample(args, command: str) -> int:
     config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
                             record="all" if args.trajectory else "final")
     config.validate(model.num_steps)
+    if args.num_samples > MAX_SAMPLES:
+        raise ValueError(f"--num-samples must be at most {MAX_SAMPLES}, got {args.num_samples}")
     rows = None
     names: list[str]
     if args.from_csv:

@@ -17,6 +17,9 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 
+MAX_CIF_CHARS = 5_000_000  # a 500-atom CIF is ~50 kB; anything this big is not one crystal
+
+
 class CrystalError(ValueError):
     """A structure that cannot be represented (disordered, empty, broken CIF...)."""
 
@@ -88,6 +91,10 @@ class Crystal:
         """Parse the first structure of a CIF text; raises ``CrystalError`` with a readable reason."""
         if not text or not text.strip():
             raise CrystalError("the CIF text is empty")
+        if len(text) > MAX_CIF_CHARS:
+            raise CrystalError(f"the CIF text is too large ({len(text) / 1e6:.1f} MB; at most {MAX_CIF_CHARS / 1e6:.0f} MB)")
+        if "\x00" in text[:4096]:
+            raise CrystalError("this is a binary file, not a CIF text")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
