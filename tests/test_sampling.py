@@ -110,3 +110,15 @@ def test_final_cif_reparses_to_the_same_structure(tiny_csp):
     assert max(abs(a - b) for a, b in zip(again.lattice.parameters, final.lattice.parameters)) < 1e-6
     assert [s.specie for s in again] == [s.specie for s in final]
     assert abs(again.frac_coords - final.frac_coords).max() < 1e-6
+
+
+def test_sampling_never_changes_the_shared_model(tiny_csp):
+    """The app shares one cached model between sessions: a request must leave it exactly as it was."""
+    from diffusion.api import generate
+
+    before = {k: v.clone() for k, v in tiny_csp.state_dict().items()}
+    buffers = {k: v.clone() for k, v in tiny_csp.named_buffers()}
+    generate(tiny_csp, "SrTiO3", num_samples=2, sampler="pc", steps=5, seed=3, prop=0.5, guidance=1.0)
+    assert not tiny_csp.training
+    assert all(torch.equal(before[k], v) for k, v in tiny_csp.state_dict().items())
+    assert all(torch.equal(buffers[k], v) for k, v in tiny_csp.named_buffers())
