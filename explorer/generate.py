@@ -350,6 +350,11 @@ def _shown() -> Result | None:
     return by_id[ss["gen.shown"]]
 
 
+def shown_result() -> Result | None:
+    """The result on screen (None before the first run), e.g. for the relax section below the player."""
+    return _shown()
+
+
 def _sync_url(result: Result, t: int) -> None:
     query = result.settings.to_query(result.task)
     query["t"] = str(int(t))

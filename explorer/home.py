@@ -21,6 +21,8 @@ PAGE_BLURBS = {
     "Forward process": "noise a real crystal step by step and watch its coordinates spread to uniform.",
     "Generate": "run a trained model backwards from noise to a crystal, and scrub through every step in 3D.",
     "Batch & metrics": "sample many crystals at once, check their validity and compare them with the data.",
+    "Compare": "two runs that differ in one thing (sampler, guidance, seed, steps) under one slider.",
+    "Train": "train a tiny model on a few crystals live, watch its loss fall and sample from it.",
 }
 
 
@@ -62,8 +64,10 @@ def introduction() -> None:
 
 def pages_overview() -> None:
     st.subheader("Pages")
-    columns = st.columns(len(PAGES) - 1)
-    for column, (path, label, icon) in zip(columns, PAGES[1:]):
+    pages = PAGES[1:]
+    per_row = 3  # two rows of three: each blurb keeps a readable width
+    columns = [column for start in range(0, len(pages), per_row) for column in st.columns(per_row)]
+    for column, (path, label, icon) in zip(columns, pages):
         with column.container(border=True):
             if not page_link(path, f"**{label}**", icon):
                 st.markdown(f"**{label}**")

@@ -17,6 +17,8 @@ PAGES = (
     ("pages/2_Forward_process.py", "Forward process", ":material/blur_on:"),
     ("pages/3_Generate.py", "Generate", ":material/auto_awesome:"),
     ("pages/4_Batch_and_metrics.py", "Batch & metrics", ":material/grid_view:"),
+    ("pages/5_Compare.py", "Compare", ":material/compare:"),
+    ("pages/6_Train.py", "Train", ":material/model_training:"),
 )
 
 

@@ -1,7 +1,7 @@
 """Generate: choose conditions and a sampler, sample, then scrub from x_T (noise) to x_0 (a crystal)."""
 import streamlit as st
 
-from explorer import generate
+from explorer import generate, relax_view
 from explorer.equation_view import glossary
 from explorer.layout import setup_page
 from explorer.models import available_models, models_folder
@@ -26,5 +26,6 @@ entry, info, settings, problem = generate.controls(models)
 generate.generate_button(entry, settings, problem)
 st.divider()
 generate.results_section()
+relax_view.relax_generated(generate.shown_result())
 glossary()
 generate.warm_up(models)

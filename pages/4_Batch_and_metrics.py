@@ -1,7 +1,7 @@
 """Batch & metrics: many samples at once, how many are valid, how they compare with the training data."""
 import streamlit as st
 
-from explorer import batch
+from explorer import batch, relax_view
 from explorer.layout import setup_page
 from explorer.models import available_models, models_folder
 
@@ -31,3 +31,5 @@ if result is None:
             icon=":material/info:")
 else:
     batch.show(result)
+    st.divider()
+    relax_view.stability_section(result)

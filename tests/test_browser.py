@@ -254,3 +254,99 @@ def test_every_page_renders_and_generate_draws_a_crystal(app_url, browser):
     assert _canvas_ink(page) > 0.002, "the gallery is drawn"
     _shot(page, "batch")
     assert not [u for u in failed_requests if "3Dmol" in u], "3Dmol.js is served by the app"
+
+
+def test_relax_with_chgnet_draws_generated_and_relaxed(app_url, browser):
+    """Generate, relax the final structure with CHGNet (both drawn side by side), then the batch stability proxy."""
+    pytest.importorskip("chgnet", reason="chgnet is not installed")
+    page = browser.new_page()
+    page.goto(f"{app_url}/Generate")
+    _settle(page)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_selector("iframe", timeout=120_000)
+    _settle(page)
+    page.get_by_role("spinbutton", name="Optimizer step cap (1 to 1000)").fill("60")
+    page.get_by_role("spinbutton", name="Optimizer step cap (1 to 1000)").press("Enter")
+    _settle(page)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Relax with CHGNet", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('iframe').length >= 2", timeout=180_000)
+    _settle(page)
+    seconds = time.perf_counter() - started
+    _no_errors(page)
+    assert page.get_by_text("Relaxed SrTiO3").count() == 1, "the summary line of the relaxation"
+    assert _canvas_ink(page, 1) > 0.01, "the generated and relaxed crystals are drawn"
+    page.get_by_text("Relax with a universal potential (CHGNet)").scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)
+    _shot(page, "generate_relax")
+    print(f"\nrelax in the browser (first click loads CHGNet): {seconds:.1f} s")
+
+    page.goto(f"{app_url}/Batch_and_metrics")
+    _settle(page)
+    page.get_by_label("Number of samples (1 to 64)").fill("4")
+    page.get_by_label("Network evaluations (1 to 50)").fill("10")
+    page.get_by_label("Network evaluations (1 to 50)").press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Sample the batch", exact=True).click()
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
+    _settle(page)
+    page.get_by_role("spinbutton", name="Step cap per sample (1 to 1000)").fill("40")
+    page.get_by_role("spinbutton", name="Step cap per sample (1 to 1000)").press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Relax all", exact=True).click()
+    page.get_by_text("still match after relaxing").wait_for(timeout=240_000)
+    _settle(page)
+    _no_errors(page)
+    page.wait_for_timeout(1500)
+    _shot(page, "batch_relax")
+
+
+def _compare_slider(page):
+    return page.locator('[data-testid="stSlider"]').filter(has_text="Step t of both reverse processes")
+
+
+def test_compare_and_train_pages(app_url, browser):
+    """Compare: two crystals drawn side by side, one slider moves both. Train: the loss grows, Sample now draws."""
+    page = browser.new_page()
+    page.goto(f"{app_url}/Compare")
+    _settle(page)
+    _no_errors(page)
+    _shot(page, "compare_empty")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('iframe').length >= 2", timeout=120_000)
+    _settle(page)
+    _no_errors(page)
+    for index in (0, 1):
+        page.frame_locator("iframe").nth(index).locator("body[data-rendered]").wait_for(timeout=30_000)
+        assert _canvas_ink(page, index) > 0.01, f"view {index} of the comparison is blank"
+    _shot(page, "compare_final")
+    rendered = [page.frame_locator("iframe").nth(i).locator("body").get_attribute("data-rendered") for i in (0, 1)]
+    _drag_to(page, _compare_slider(page), 0.5)
+    _settle(page)
+    page.wait_for_timeout(1500)
+    moved = [page.frame_locator("iframe").nth(i).locator("body").get_attribute("data-rendered") for i in (0, 1)]
+    assert all(a != b for a, b in zip(rendered, moved)), "one slider moves both views"
+    assert "t=" in page.url
+    _no_errors(page)
+    _shot(page, "compare_step")
+
+    page.goto(f"{app_url}/Train")
+    _settle(page)
+    _no_errors(page)
+    steps = page.get_by_role("spinbutton", name="Optimizer steps (at most 2000)")
+    steps.fill("150")
+    steps.press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_selector("text=Finished", timeout=120_000)
+    _settle(page)
+    _no_errors(page)
+    _shot(page, "train")
+    page.get_by_role("button", name="Sample now", exact=True).click()
+    page.wait_for_selector("iframe", timeout=120_000)
+    _settle(page)
+    _no_errors(page)
+    page.frame_locator("iframe").first.locator("body[data-rendered]").wait_for(timeout=30_000)
+    assert _canvas_ink(page) > 0.01, "the sampled crystal is drawn"
+    page.wait_for_timeout(1000)
+    _shot(page, "train_sample")
