@@ -134,22 +134,17 @@ class CrystalDenoiser(nn.Module):
         """(B,) steps -> (B, H) time part of the context (samplers compute it once per grid)."""
         return self.time_mlp(sinusoidal_embedding(t, self.config.time_dim, dtype=self.size_proj.weight.dtype))
 
-    def context(self, t: torch.Tensor, num_atoms: torch.Tensor, lattice_invariants: torch.Tensor,
-                prop: torch.Tensor | None, space_group: torch.Tensor | None,
-                time_context: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, H) crystal-level context vector.
+    def condition_context(self, num_atoms: torch.Tensor, prop: torch.Tensor | None,
+                          space_group: torch.Tensor | None) -> torch.Tensor:
+        """(B, H) the parts of the context that stay fixed along a trajectory: size and conditions.
 
-        lattice_invariants: (B, 6) rotation-invariant description of the cell (the process's
-        normalized lattice latent, O(1) in scale); prop: (B,) normalized, NaN = dropped;
-        space_group: (B,) 0 = none; time_context: (B, H) precomputed ``time_context(t)``.
+        prop: (B,) normalized, NaN = dropped; space_group: (B,) 0 = none.
         """
         dtype = self.size_proj.weight.dtype
-        ctx = self.time_context(t) if time_context is None else time_context
-        ctx = ctx + self.size_proj(torch.log(num_atoms.to(dtype)).unsqueeze(-1))
-        ctx = ctx + self.lattice_mlp(lattice_invariants.to(dtype))
+        ctx = self.size_proj(torch.log(num_atoms.to(dtype)).unsqueeze(-1))
         if self.config.use_property:
             if prop is None:
-                prop = torch.full_like(t, math.nan, dtype=dtype)
+                prop = torch.full(num_atoms.shape, math.nan, dtype=dtype, device=num_atoms.device)
             missing = torch.isnan(prop).unsqueeze(-1)
             embedded = self.property_mlp(torch.nan_to_num(prop.to(dtype)).unsqueeze(-1))
             ctx = ctx + torch.where(missing, self.property_null.expand_as(embedded), embedded)
@@ -158,6 +153,20 @@ class CrystalDenoiser(nn.Module):
                 space_group = torch.zeros_like(num_atoms)
             ctx = ctx + self.space_group_embedding(space_group)
         return ctx
+
+    def context(self, t: torch.Tensor, num_atoms: torch.Tensor, lattice_invariants: torch.Tensor,
+                prop: torch.Tensor | None, space_group: torch.Tensor | None,
+                fixed_context: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H) crystal-level context vector.
+
+        lattice_invariants: (B, 6) rotation-invariant description of the cell (the process's
+        normalized lattice latent, O(1) in scale); prop: (B,) normalized, NaN = dropped;
+        space_group: (B,) 0 = none; fixed_context: (B, H) precomputed
+        ``time_context(t) + condition_context(...)`` (then t, prop and space_group are not read).
+        """
+        if fixed_context is None:
+            fixed_context = self.time_context(t) + self.condition_context(num_atoms, prop, space_group)
+        return fixed_context + self.lattice_mlp(lattice_invariants.to(self.size_proj.weight.dtype))
 
     def edge_projection(self, frac: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                         min_edges: int = 64) -> torch.Tensor:
@@ -183,14 +192,14 @@ class CrystalDenoiser(nn.Module):
     def forward(self, types: torch.Tensor, frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor,
                 batch: torch.Tensor, t: torch.Tensor, lattice_invariants: torch.Tensor | None = None,
                 prop: torch.Tensor | None = None, space_group: torch.Tensor | None = None,
-                time_context: torch.Tensor | None = None) -> DenoiserOutput:
+                fixed_context: torch.Tensor | None = None) -> DenoiserOutput:
         """Args:
             types: (N,) atom classes (0 = MASK, else Z); frac: (N, 3) in [0, 1);
             lattice: (B, 3, 3) normalized lattice L~ (rows are vectors, dimensionless);
             lattice_invariants: (B, 6) invariant lattice features (default: from the Gram matrix);
             num_atoms: (B,); batch: (N,) crystal of each atom; t: (B,) steps;
             prop: (B,) normalized property or NaN; space_group: (B,) 0..230;
-            time_context: (B, H) optional precomputed ``time_context(t)`` (same result, less work).
+            fixed_context: (B, H) optional precomputed time + condition context (same result, less work).
         """
         src, dst = paired_edges(num_atoms)
         B, H, K = num_atoms.shape[0], self.config.hidden, self.config.layers
@@ -202,7 +211,7 @@ class CrystalDenoiser(nn.Module):
         if lattice_invariants is None:
             lattice_invariants = gram_invariants(lattice)
         h = self.type_embedding(types) + self.context(t, num_atoms, lattice_invariants, prop, space_group,
-                                                               time_context)[batch]
+                                                               fixed_context)[batch]
         for k, layer in enumerate(self.layers):
             h = layer(h, src, dst, edge_terms[:, k], gram_terms[:, k])
         h = self.out_norm(h)

@@ -146,22 +146,29 @@ class CrystalDiffusion(nn.Module):
     # -- the network -----------------------------------------------------------------------
     def predict(self, types: torch.Tensor, frac: torch.Tensor, x: torch.Tensor, num_atoms: torch.Tensor,
                 batch: torch.Tensor, t: torch.Tensor, prop: torch.Tensor | None = None,
-                space_group: torch.Tensor | None = None, time_context: torch.Tensor | None = None) -> Prediction:
+                space_group: torch.Tensor | None = None, fixed_context: torch.Tensor | None = None) -> Prediction:
         """Evaluate the denoiser at state (types (N,), frac (N, 3), lattice latent x (B, 6)) and steps t (B,).
 
-        prop is the *normalized* property (B,) with NaN meaning "no condition"; time_context
-        (B, H) is ``denoiser.time_context(t)`` when the caller has it precomputed.
+        prop is the *normalized* property (B,) with NaN meaning "no condition"; fixed_context
+        (B, H) is ``denoiser.time_context(t) + condition_context(...)`` when the caller has it
+        precomputed (samplers do: it is the same at every step but for the time row).
         """
         eps, normalized_score, logits = self._network(types, frac, x, num_atoms, batch, t, prop, space_group,
-                                                      time_context)
+                                                      fixed_context)
         return Prediction(eps, normalized_score * self.score_norm[t][batch].sqrt().unsqueeze(-1), logits)
 
-    def _network(self, types, frac, x, num_atoms, batch, t, prop, space_group, time_context=None):
+    def condition_context(self, num_atoms: torch.Tensor, prop: torch.Tensor | None,
+                          space_group: torch.Tensor | None) -> torch.Tensor:
+        """(B, H) the denoiser's size + condition context, with the conditions this model uses."""
+        return self.denoiser.condition_context(num_atoms, prop if self.model_config.use_property else None,
+                                               space_group if self.model_config.use_space_group else None)
+
+    def _network(self, types, frac, x, num_atoms, batch, t, prop, space_group, fixed_context=None):
         """Raw network outputs: (B, 6) lattice eps, (N, 3) normalized score, logits or None."""
         # the latent x is itself rotation invariant (built from L L^T) and O(1): the network's best view of the cell
         out = self.denoiser(types, frac, self._normalized(x, num_atoms), num_atoms, batch, t, x,
                             prop if self.model_config.use_property else None,
-                            space_group if self.model_config.use_space_group else None, time_context)
+                            space_group if self.model_config.use_space_group else None, fixed_context)
         eps = sym_to_vec6(0.5 * (out.lattice + out.lattice.transpose(-1, -2)))
         return eps, remove_translation(out.coord_score, batch, num_atoms.shape[0]), out.type_logits
 

@@ -149,18 +149,21 @@ def _frame_geometry(model: CrystalDiffusion, latents: torch.Tensor, frac: torch.
 
 
 def _guided(model: CrystalDiffusion, types, frac, x, num_atoms, batch, t, prop, space_group, w: float,
-            time_context: torch.Tensor | None = None) -> Prediction:
-    """Classifier-free guidance: (1 + w) * conditional - w * unconditional, in one doubled batch."""
+            fixed: tuple[torch.Tensor, torch.Tensor] | None = None) -> Prediction:
+    """Classifier-free guidance: (1 + w) * conditional - w * unconditional, in one doubled batch.
+
+    fixed: the precomputed (conditional, unconditional) fixed contexts, each (B, H).
+    """
     conditional = prop is not None or space_group is not None
     if w == 0.0 or not conditional:
-        return model.predict(types, frac, x, num_atoms, batch, t, prop, space_group, time_context)
+        return model.predict(types, frac, x, num_atoms, batch, t, prop, space_group, None if fixed is None else fixed[0])
     B = num_atoms.shape[0]
     none_prop = None if prop is None else torch.full_like(prop, math.nan)
     none_sg = None if space_group is None else torch.zeros_like(space_group)
     cat = lambda a, b: None if a is None else torch.cat([a, b])
     pred = model.predict(torch.cat([types, types]), torch.cat([frac, frac]), torch.cat([x, x]),
                          torch.cat([num_atoms, num_atoms]), torch.cat([batch, batch + B]), torch.cat([t, t]),
-                         cat(prop, none_prop), cat(space_group, none_sg), cat(time_context, time_context))
+                         cat(prop, none_prop), cat(space_group, none_sg), None if fixed is None else torch.cat(fixed))
     mix = lambda v, n: (1 + w) * v[:n] - w * v[n:]
     n_atoms = types.shape[0]
     logits = None if pred.type_logits is None else mix(pred.type_logits, n_atoms)
@@ -227,15 +230,19 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     score_scale = model.score_norm.rsqrt()
     grid_t = torch.tensor(grid, device=device)
     time_table = model.denoiser.time_context(grid_t)  # (S, H)
+    conditions = model.condition_context(num_atoms, prop, space_group)  # (B, H)
+    unconditional = model.condition_context(
+        num_atoms, None if prop is None else torch.full_like(prop, math.nan),
+        None if space_group is None else torch.zeros_like(space_group))
     for i, (t, s) in enumerate(pairs):
         tt = grid_t[i].expand(B)
-        time_context = time_table[i].expand(B, -1)
+        fixed = (time_table[i] + conditions, time_table[i] + unconditional)
         sigma_t, sigma_s, abar_t, abar_s = sigma[t], sigma[s], abar[t], abar[s]
         if config.sampler == "pc":
-            pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance, time_context)
+            pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance, fixed)
             gamma = config.step_lr * (sigma_t / sigma_1) ** 2
             frac = wrap(frac + gamma * pred.coord_score + math.sqrt(2 * gamma) * noise.coords())
-        pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance, time_context)
+        pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance, fixed)
 
         x0 = ((x - math.sqrt(1 - abar_t) * pred.lattice_eps) / math.sqrt(abar_t)).clamp(-config.lattice_clip,
                                                                                         config.lattice_clip)
