@@ -1,0 +1,457 @@
+"""The Compare page: two sampling runs that differ in one thing, under one slider.
+
+The user picks what differs (sampler, guidance off vs on, seed, or number of steps);
+everything else (model, composition or number of atoms, the other settings) is shared.
+Both runs go through ``explorer.models.sample_trajectory`` (``diffusion.generate``, cached).
+
+One slider moves over the step t from T (noise) to 0 (crystal); both runs come from the
+same model, so they share T and each side shows its recorded frame nearest t. A run
+with fewer steps sits on an evenly strided grid, so that is the proportional mapping:
+frame k ~ (T - t) / T * (K - 1).
+
+Session state (all keys start with ``cmp.``):
+    widget values   cmp.model, cmp.composition, cmp.num_atoms, cmp.diff, cmp.sampler, cmp.steps, cmp.seed,
+                    cmp.prop, cmp.guidance, cmp.left.<what>, cmp.right.<what> (what = sampler, steps, seed)
+    cmp.results     earlier comparisons of this session (a failed run never removes one)
+    cmp.shown       id of the comparison on screen
+    cmp.t.<id>      the step t shown for comparison <id> (the slider)
+    cmp.error       why the last press of Compare made nothing
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from diffusion import FormulaError
+
+from .figures import DIAGNOSTICS, MARKER_COLOR, PALETTE
+from .generate import check_formula
+from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
+from .numbers import describe
+from .settings import MAX_SEED, SAMPLER_LABELS, GenerateSettings
+from .viewer import ViewFrame, ViewOptions, trajectory_html
+from .widgets import numbers_table, show_view
+
+DIFFERENCES = {
+    "sampler": "Sampler",
+    "steps": "Number of steps",
+    "seed": "Seed",
+    "guidance": "Guidance off vs on",
+}
+SIDES = ("left", "right")
+WIDGETS = ("cmp.model", "cmp.composition", "cmp.num_atoms", "cmp.diff", "cmp.sampler", "cmp.steps", "cmp.seed",
+           "cmp.prop", "cmp.guidance", *(f"cmp.{side}.{what}" for side in SIDES for what in ("sampler", "steps", "seed")))
+SIDE_COLORS = (PALETTE[0], PALETTE[1])
+MAX_COMPARISONS = 6
+VIEW_HEIGHT = 380
+SLIDER_LABEL = "Step t of both reverse processes: T (noise) → 0 (crystal)"
+ss = st.session_state
+
+
+# ---------------------------------------------------------------- plain data (no Streamlit)
+
+@dataclass(frozen=True)
+class Side:
+    """One of the two runs: its settings, its trajectory and a short label."""
+
+    label: str
+    settings: GenerateSettings
+    trajectory: object          # diffusion.Trajectory
+    seconds: float
+
+    @property
+    def steps(self) -> list[int]:
+        return [int(t) for t in self.trajectory.timesteps.tolist()]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two finished runs of one model that differ in ``difference`` (a key of ``DIFFERENCES``)."""
+
+    id: int
+    difference: str
+    task: str
+    left: Side
+    right: Side
+    abar: np.ndarray            # (T+1,) the model's lattice schedule
+    sigma: np.ndarray           # (T+1,) coordinate noise levels
+
+    @property
+    def sides(self) -> tuple[Side, Side]:
+        return self.left, self.right
+
+    @property
+    def steps(self) -> list[int]:
+        """The slider's positions: every step either run recorded, from T down to 0."""
+        return common_steps(self.left.steps, self.right.steps)
+
+    @property
+    def label(self) -> str:
+        base = self.left.settings
+        what = f"{base.num_atoms} atoms" if self.task == "gen" else base.composition
+        return f"#{self.id}: {what} · {base.model} · {self.left.label} vs {self.right.label}"
+
+
+def common_steps(a: list[int], b: list[int]) -> list[int]:
+    """The union of two step grids, descending (T first, 0 last)."""
+    return sorted(set(int(t) for t in a) | set(int(t) for t in b), reverse=True)
+
+
+def frame_at(steps: list[int], t: int) -> int:
+    """Index of the recorded step nearest t (the earlier frame on a tie), as the 3D view does in the browser."""
+    return min(range(len(steps)), key=lambda k: (abs(steps[k] - int(t)), k))
+
+
+def split_settings(base: GenerateSettings, difference: str, left=None, right=None) -> tuple[GenerateSettings, GenerateSettings]:
+    """The two runs' settings: ``base`` with the one setting that differs set to ``left`` / ``right``.
+
+    For "guidance" the values are not used: left is ``base`` without any condition, right is
+    ``base`` itself (which must carry a property target).
+    """
+    if difference == "sampler":
+        return base.replace(sampler=str(left)), base.replace(sampler=str(right))
+    if difference == "steps":
+        return base.replace(steps=int(left)), base.replace(steps=int(right))
+    if difference == "seed":
+        return base.replace(seed=int(left)), base.replace(seed=int(right))
+    if difference == "guidance":
+        if base.prop is None:
+            raise ValueError("guidance on needs a property target")
+        return base.replace(prop=None, space_group=None, guidance=0.0), base
+    raise ValueError(f"unknown difference '{difference}' (choose {', '.join(DIFFERENCES)})")
+
+
+def side_label(settings: GenerateSettings, difference: str, property_name: str | None = None) -> str:
+    """What makes this side different, in a few words."""
+    if difference == "sampler":
+        return f"{settings.sampler.upper()}, {settings.steps} steps"
+    if difference == "steps":
+        return f"{settings.sampler.upper()}, {settings.steps} steps"
+    if difference == "seed":
+        return f"seed {settings.seed}"
+    if settings.prop is None:
+        return "no guidance"
+    return f"{property_name or 'property'} = {settings.prop:g}, w = {settings.guidance:g}"
+
+
+def trajectory_frames(trajectory, task: str) -> list[ViewFrame]:
+    """Every recorded frame of crystal 0, shifted together so the final crystal's first atom is on the corner."""
+    n = int(trajectory.num_atoms[0])
+    lattice = trajectory.lattice[:, 0].double().numpy()
+    frac = trajectory.frac_coords[:, :n].double().numpy() - trajectory.frac_coords[-1, 0].double().numpy()
+    return [ViewFrame(lattice[k], frac[k], trajectory.element_numbers(k, 0), trajectory.masked(k, 0) if task == "gen" else None)
+            for k in range(trajectory.num_frames)]
+
+
+def overlay_figure(comparison: Comparison, t: int) -> go.Figure:
+    """Both runs' diagnostics against t (T on the left) in one figure, each with a marker at its frame nearest t."""
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in DIAGNOSTICS],
+                        horizontal_spacing=0.09, vertical_spacing=0.24)
+    for side, color in zip(comparison.sides, SIDE_COLORS):
+        steps = side.trajectory.timesteps.numpy()
+        k = frame_at(side.steps, t)
+        for i, (name, title) in enumerate(DIAGNOSTICS):
+            row, col = divmod(i, 2)
+            y = getattr(side.trajectory, name)[:, 0].double().numpy()
+            fig.add_trace(go.Scatter(x=steps, y=y, mode="lines", line=dict(color=color, width=2), name=side.label,
+                                     legendgroup=side.label, showlegend=i == 0,
+                                     hovertemplate=f"{side.label}<br>t=%{{x}}<br>%{{y:.3g}}<extra></extra>"),
+                          row=row + 1, col=col + 1)
+            value = y[k]
+            if not math.isfinite(value):  # the final frame has no prediction: mark the last one that has
+                finite = np.flatnonzero(np.isfinite(y[: k + 1]))
+                value = y[finite[-1]] if len(finite) else None
+            if value is not None:
+                fig.add_trace(go.Scatter(x=[int(steps[k])], y=[value], mode="markers", showlegend=False,
+                                         legendgroup=side.label,
+                                         marker=dict(color=color, size=11, line=dict(color="white", width=1.5)),
+                                         hovertemplate=f"{side.label}<br>t={int(steps[k])}<br>%{{y:.3g}}<extra>now</extra>"),
+                              row=row + 1, col=col + 1)
+    for i, (name, _) in enumerate(DIAGNOSTICS):
+        row, col = divmod(i, 2)
+        fig.add_vline(x=int(t), line=dict(color=MARKER_COLOR, width=1.5, dash="dot"), row=row + 1, col=col + 1)
+        if name == "min_distance":
+            fig.add_hline(y=0.5, line=dict(color="#888888", dash="dash", width=1), row=row + 1, col=col + 1)
+    T = max(comparison.steps[0], 1)
+    fig.update_xaxes(range=[T * 1.02, -T * 0.02], title_text="step t")
+    fig.update_layout(height=540, margin=dict(l=10, r=10, t=60, b=10), template="plotly_white", hovermode="closest",
+                      font=dict(size=14), legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="left", x=0))
+    fig.update_annotations(font=dict(size=14))
+    return fig
+
+
+# ---------------------------------------------------------------- state and controls
+
+def _entry(models: list[ModelEntry], name: str) -> ModelEntry | None:
+    return next((m for m in models if m.name == name), None)
+
+
+def _default_model(models: list[ModelEntry]) -> ModelEntry:
+    for name in ("perov_5", "mp_20"):
+        if (entry := _entry(models, name)) is not None:
+            return entry
+    return next((m for m in models if m.task == "csp"), models[0])
+
+
+def init_state(models: list[ModelEntry]) -> None:
+    """Defaults on the first visit; widget values survive while their widget is hidden."""
+    for key in WIDGETS:  # keep widget values while their widget is hidden (e.g. another difference)
+        if key in ss:
+            ss[key] = ss[key]
+    ss.setdefault("cmp.results", [])
+    ss.setdefault("cmp.next_id", 1)
+    if ss.get("cmp.model") not in {m.name for m in models}:
+        ss.pop("cmp.initialized", None)
+    if ss.get("cmp.initialized"):
+        return
+    ss["cmp.initialized"] = True
+    entry = _default_model(models)
+    ss.update({"cmp.model": entry.name, "cmp.composition": "SrTiO3", "cmp.diff": "sampler", "cmp.sampler": "ddim",
+               "cmp.seed": 0, "cmp.left.sampler": "ddpm", "cmp.right.sampler": "ddim", "cmp.left.seed": 0,
+               "cmp.right.seed": 1, "cmp.guidance": 2.0})
+    _on_model_change(models)
+
+
+def _on_model_change(models: list[ModelEntry]) -> None:
+    info, _ = try_model_info(_entry(models, ss["cmp.model"]))
+    if info is None:
+        return
+    T = info.num_steps
+    ss["cmp.steps"] = min(int(ss.get("cmp.steps", 100)), T)
+    ss["cmp.left.steps"] = min(int(ss.get("cmp.left.steps", 20)), T)
+    ss["cmp.right.steps"] = min(int(ss.get("cmp.right.steps", 100)), T)
+    ss["cmp.num_atoms"] = min(int(ss.get("cmp.num_atoms", info.typical_atoms)), info.max_atoms)
+    if info.use_property:
+        ss["cmp.prop"] = round(info.property_mean, 3)
+
+
+def _sampler_box(container, key: str) -> None:
+    container.selectbox("Sampler", list(SAMPLER_LABELS), key=key, format_func=SAMPLER_LABELS.get)
+
+
+def _steps_box(container, key: str, info: ModelInfo) -> None:
+    container.number_input(f"Steps (1 to T = {info.num_steps})", min_value=1, max_value=info.num_steps, step=10, key=key,
+                           help="Network evaluations on an evenly strided grid from T to 0.")
+
+
+def _seed_box(container, key: str) -> None:
+    container.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key=key)
+
+
+def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tuple | None, str | None]:
+    """The widgets; returns (entry, info, (left settings, right settings) or None, first problem or None)."""
+    names = [m.name for m in models]
+    labels = {m.name: m.label for m in models}
+    top = st.columns([1.2, 1, 1.4], gap="large")
+    with top[0]:
+        st.selectbox("Model (shared)", names, key="cmp.model", format_func=lambda n: labels.get(n, n),
+                     on_change=_on_model_change, args=(models,))
+    entry = _entry(models, ss["cmp.model"])
+    info, load_error = try_model_info(entry)
+    if info is None:
+        st.error(load_error)
+        return entry, None, None, load_error
+    problems: list[str] = []
+    with top[1]:
+        if info.task == "csp":
+            st.text_input("Composition (shared)", key="cmp.composition", max_chars=200,
+                          help="The atoms of the cell, e.g. SrTiO3 or Ti2O4. Both runs place the same atoms.")
+            try:
+                numbers = check_formula(info, ss["cmp.composition"])
+                st.caption(f"{len(numbers)} atoms.")
+            except FormulaError as exc:
+                st.error(f"Composition: {exc}.", icon=":material/error:")
+                problems.append(f"composition: {exc}")
+        else:
+            st.number_input("Number of atoms (shared)", min_value=1, max_value=info.max_atoms, step=1, key="cmp.num_atoms")
+    options = [k for k in DIFFERENCES if k != "guidance" or info.use_property]
+    if ss.get("cmp.diff") not in options:
+        ss["cmp.diff"] = "sampler"
+    with top[2]:
+        st.radio("What differs between left and right", options, key="cmp.diff", format_func=DIFFERENCES.get,
+                 horizontal=True, help="Everything else is the same for both runs." +
+                 ("" if info.use_property else " Guidance needs a model trained with a property condition."))
+    difference = ss["cmp.diff"]
+    shared, left_col, right_col = st.columns([1, 1.2, 1.2], gap="large")
+    shared.markdown("**Shared**")
+    left_col.markdown(f"**Left** <span style='color:{SIDE_COLORS[0]}'>●</span>", unsafe_allow_html=True)
+    right_col.markdown(f"**Right** <span style='color:{SIDE_COLORS[1]}'>●</span>", unsafe_allow_html=True)
+    if difference != "sampler":
+        _sampler_box(shared, "cmp.sampler")
+    if difference != "steps":
+        _steps_box(shared, "cmp.steps", info)
+    if difference != "seed":
+        _seed_box(shared, "cmp.seed")
+    prop, guidance = None, 0.0
+    if difference == "guidance":
+        label = info.property_name or "property"
+        left_col.caption("No condition: plain sampling, the model's unconditional prediction.")
+        with right_col:
+            st.number_input(f"Target {label}", key="cmp.prop", format="%.3f",
+                            help=f"Training data: mean {info.property_mean:.3f}, std {info.property_std:.3f}.")
+            st.slider("Guidance scale w", 0.0, 5.0, step=0.25, key="cmp.guidance",
+                      help="eps = (1 + w) eps(x, t, condition) - w eps(x, t, none).")
+        prop, guidance = float(ss["cmp.prop"]), float(ss["cmp.guidance"])
+        if not math.isfinite(prop):
+            problems.append("target property: not a number")
+    else:
+        for side, column in zip(SIDES, (left_col, right_col)):
+            {"sampler": _sampler_box, "seed": _seed_box}.get(difference, lambda c, k: _steps_box(c, k, info))(
+                column, f"cmp.{side}.{difference}")
+    base = GenerateSettings(model=entry.name, composition=str(ss.get("cmp.composition", "")).strip(),
+                            num_atoms=int(ss.get("cmp.num_atoms", info.typical_atoms)), prop=prop, guidance=guidance,
+                            sampler=ss["cmp.sampler"], steps=int(ss["cmp.steps"]), seed=int(ss["cmp.seed"]))
+    pair = split_settings(base, difference, ss.get(f"cmp.left.{difference}"), ss.get(f"cmp.right.{difference}"))
+    if pair[0] == pair[1]:
+        problems.append(f"{DIFFERENCES[difference].lower()}: left and right are the same")
+    return entry, info, pair, (problems[0] if problems else None)
+
+
+# ---------------------------------------------------------------- running
+
+def run(entry: ModelEntry, info: ModelInfo, pair: tuple[GenerateSettings, GenerateSettings], difference: str) -> None:
+    """Sample both sides (each cached) and keep the comparison; an error is kept for display, nothing is removed."""
+    sides = []
+    try:
+        for name, settings in zip(("Left", "Right"), pair):
+            st.caption(f"{name}: {side_label(settings, difference, info.property_name)}")
+            started = time.perf_counter()
+            trajectory = sample_trajectory(entry.path, entry.version, settings)
+            sides.append(Side(side_label(settings, difference, info.property_name), settings, trajectory,
+                              time.perf_counter() - started))
+        model = get_model(entry)
+    except Exception as exc:  # a failed run must never break the page or wipe earlier comparisons
+        ss["cmp.error"] = f"Comparison failed: {exc}"
+        return
+    comparison = Comparison(id=ss["cmp.next_id"], difference=difference, task=model.process.task, left=sides[0],
+                            right=sides[1], abar=model.abar.detach().cpu().double().numpy(),
+                            sigma=model.sigma.detach().cpu().double().numpy())
+    ss["cmp.next_id"] += 1
+    ss["cmp.results"] = (ss["cmp.results"] + [comparison])[-MAX_COMPARISONS:]
+    ss["cmp.shown"] = comparison.id
+    ss[f"cmp.t.{comparison.id}"] = 0
+    ss.pop("cmp.error", None)
+
+
+def compare_button(entry: ModelEntry, info: ModelInfo | None, pair, problem: str | None) -> None:
+    if st.button("Compare", type="primary", icon=":material/compare:", key="cmp.go"):
+        if info is None or pair is None or problem:
+            ss["cmp.error"] = f"Nothing compared: fix the {problem or 'settings'} first."
+        else:
+            progress = st.empty()
+            with progress.container():
+                run(entry, info, pair, ss["cmp.diff"])
+            progress.empty()
+    if ss.get("cmp.error"):
+        st.error(ss["cmp.error"], icon=":material/error:")
+
+
+# ---------------------------------------------------------------- showing a comparison
+
+def _shown() -> Comparison | None:
+    results = ss.get("cmp.results", [])
+    if not results:
+        return None
+    by_id = {c.id: c for c in results}
+    if ss.get("cmp.shown") not in by_id:
+        ss["cmp.shown"] = results[-1].id
+    return by_id[ss["cmp.shown"]]
+
+
+def _view(comparison: Comparison, index: int) -> str:
+    """One side's 3D view: all its frames; it follows the shared slider (nearest recorded step)."""
+    cache = ss.setdefault("cmp.view_cache", {})
+    key = (comparison.id, index)
+    if key not in cache:
+        side = comparison.sides[index]
+        options = ViewOptions(height=VIEW_HEIGHT, group="compare", boundary=0.05)
+        cache[key] = trajectory_html(trajectory_frames(side.trajectory, comparison.task), side.steps, None, options,
+                                     follow="t", slider_label=SLIDER_LABEL)
+        while len(cache) > 8:
+            cache.pop(next(iter(cache)))
+    return cache[key]
+
+
+def _numbers(comparison: Comparison, index: int, k: int):
+    cache = ss.setdefault("cmp.numbers_cache", {})
+    key = (comparison.id, index, k)
+    if key not in cache:
+        trajectory = comparison.sides[index].trajectory
+        cache[key] = describe(trajectory.structure(frame=k), shortest=float(trajectory.min_distance[k, 0]))
+        if len(cache) > 4000:
+            cache.clear()
+    return cache[key]
+
+
+def _final_line(comparison: Comparison, index: int) -> str:
+    side = comparison.sides[index]
+    last = side.trajectory.num_frames - 1
+    structure = side.trajectory.structure(frame=last)
+    numbers = _numbers(comparison, index, last)
+    sg = f", {numbers.space_group[0]}" if numbers.space_group else ""
+    seconds = "from the cache" if side.seconds < 0.1 else f"{side.seconds:.1f} s"
+    return (f"**Final:** {structure.composition.reduced_formula}{sg}, "
+            f"{'valid' if numbers.valid else 'NOT valid'}; {side.trajectory.num_frames} frames, {seconds}")
+
+
+def player(comparison: Comparison) -> None:
+    """One slider over t; side by side the two 3D views (each at its frame nearest t) and their numbers;
+    below, both runs' diagnostics overlaid in one figure (one fragment: moving t reruns only this)."""
+    key = f"cmp.t.{comparison.id}"
+    steps = comparison.steps
+    if ss.get(key) not in steps:
+        ss[key] = 0
+
+    @st.fragment
+    def _player() -> None:
+        st.select_slider(SLIDER_LABEL, options=steps, key=key)
+        t = int(ss[key])
+        if st.query_params.get("t") != str(t):
+            st.query_params["t"] = str(t)  # first: both 3D views follow the URL
+        st.caption(f"At t = {t} the lattice keeps √ᾱ_t = {comparison.abar[t] ** 0.5:.3f} of its signal and the "
+                   f"coordinates carry wrapped noise of width σ_t = {comparison.sigma[t]:.3f} (the same model, so the "
+                   "same for both). A run with fewer steps shows its recorded step nearest t.")
+        columns = st.columns(2, gap="medium")
+        for index, (side, column, color) in enumerate(zip(comparison.sides, columns, SIDE_COLORS)):
+            with column:
+                st.markdown(f"#### <span style='color:{color}'>●</span> {'Left' if index == 0 else 'Right'}: "
+                            f"{side.label}", unsafe_allow_html=True)
+                st.markdown(_final_line(comparison, index))
+                show_view(_view(comparison, index), VIEW_HEIGHT)
+                k = frame_at(side.steps, t)
+                numbers_table(_numbers(comparison, index, k),
+                              [("step shown", f"{side.steps[k]} (frame {k + 1} of {side.trajectory.num_frames})")])
+        st.plotly_chart(overlay_figure(comparison, t), width="stretch", key="cmp.diagnostics",
+                        config={"displayModeBar": False})
+        st.caption("Solid lines: each run's diagnostics against t, blue = left, red = right; the dots mark the "
+                   "frame each side shows, the dotted line the slider's t. The shortest distance must end above "
+                   "0.5 Å (dashed) for a physically valid crystal.")
+
+    _player()
+
+
+def results_section() -> None:
+    comparison = _shown()
+    if comparison is None:
+        st.info("Choose what differs, then press **Compare**. Both runs are sampled, and one slider moves both "
+                "from t = T (noise) to t = 0 (the crystals).", icon=":material/info:")
+        return
+    results = ss["cmp.results"]
+    pick, clear = st.columns([5, 1], vertical_alignment="bottom")
+    with pick:
+        labels = {c.id: c.label for c in results}
+        st.selectbox("Comparison shown (earlier ones stay here for this session)", [c.id for c in reversed(results)],
+                     key="cmp.shown", format_func=lambda i: labels.get(i, str(i)))
+    with clear:
+        if st.button("Clear", key="cmp.clear", width="stretch"):
+            ss["cmp.results"] = []
+            ss.pop("cmp.shown", None)
+            st.query_params.clear()
+            st.rerun()
+    player(_shown())

@@ -1,0 +1,26 @@
+"""Compare: two sampling runs that differ in one setting, side by side under one slider."""
+import streamlit as st
+
+from explorer import compare
+from explorer.equation_view import glossary
+from explorer.layout import setup_page
+from explorer.models import available_models, models_folder
+
+setup_page("Compare")
+st.title("Compare two runs")
+st.markdown("Change one thing and keep everything else: the sampler, guidance off or on, the seed, or the number "
+            "of steps. Both runs start from noise and end in a crystal; one slider moves both through the reverse "
+            "process, so you see where they part ways.")
+
+models = available_models()
+if not models:
+    st.error(f"No trained models found in `{models_folder()}`. Train one with `python -m diffusion train ...` "
+             "or point CRYSTAL_DIFFUSION_CHECKPOINTS at a folder of checkpoints.")
+    st.stop()
+
+compare.init_state(models)
+entry, info, pair, problem = compare.controls(models)
+compare.compare_button(entry, info, pair, problem)
+st.divider()
+compare.results_section()
+glossary()
