@@ -25,9 +25,8 @@ from typing import Callable, Sequence
 import torch
 from pymatgen.core.periodic_table import Element
 
-from .corruption import q_sample, q_sample_coords, wrapped_normal_score
 from .crystal import Crystal, CrystalBatch
-from .process import CrystalDiffusion, remove_translation
+from .process import CrystalDiffusion
 from .schedules import SCHEDULE_NAMES
 from .train import TrainConfig, build_model
 
@@ -270,16 +269,9 @@ def noise_prediction(model: CrystalDiffusion, crystal: Crystal, t: int, seed: in
     batch = CrystalBatch.from_crystals([crystal]).to(device)
     generator = torch.Generator(device=device).manual_seed(int(seed))
     tt = torch.full((1,), int(t), dtype=torch.long, device=device)
-    # the same draws and formulas as CrystalDiffusion.loss, at a chosen t
-    x0 = model.lattice_latent(batch.lattice, batch.num_atoms)
-    eps = torch.randn(x0.shape, device=device, generator=generator)
-    x_t = q_sample(x0, tt, eps, model.abar)
-    t_atom = tt[batch.batch]
-    sigma = model.sigma[t_atom].unsqueeze(-1)
-    noise = torch.randn(batch.frac_coords.shape, device=device, generator=generator)
-    frac_t = q_sample_coords(batch.frac_coords, sigma, noise)
-    scale = model.score_norm[t_atom].sqrt().unsqueeze(-1)
-    target = remove_translation(wrapped_normal_score(sigma * noise, sigma) / scale, batch.batch, 1)
+    noised = model.corrupt(batch, tt, generator)   # the same draws and formulas as the loss, at a chosen t
+    x_t, eps, frac_t, target = noised.x_t, noised.eps, noised.frac_t, noised.target_score
+    scale = model.score_norm[noised.t_atom].sqrt().unsqueeze(-1)
     prop = torch.full((1,), math.nan, device=device) if model.model_config.use_property else None
     space_group = torch.zeros(1, dtype=torch.long, device=device) if model.model_config.use_space_group else None
     prediction = model.predict(batch.atomic_numbers, frac_t, x_t, batch.num_atoms, batch.batch, tt, prop, space_group)

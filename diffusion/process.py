@@ -111,6 +111,18 @@ def _score_norms(num_steps: int, sigma_min: float, sigma_max: float) -> torch.Te
     return torch.cat([torch.ones(1, dtype=torch.float64), score_norm(sigmas[1:])])
 
 
+@dataclass(frozen=True)
+class Corrupted:
+    """A batch noised to steps t: x_t (B, 6) lattice latent and its noise eps (B, 6); frac_t (N, 3);
+    target_score (N, 3) normalized and translation-free; t_atom (N,) the step of each atom."""
+
+    x_t: torch.Tensor
+    eps: torch.Tensor
+    frac_t: torch.Tensor
+    target_score: torch.Tensor
+    t_atom: torch.Tensor
+
+
 class CrystalDiffusion(nn.Module):
     def __init__(self, model_config: DenoiserConfig, process: ProcessConfig, normalization: Normalization):
         super().__init__()
@@ -173,10 +185,10 @@ class CrystalDiffusion(nn.Module):
         return eps, remove_translation(out.coord_score, batch, num_atoms.shape[0]), out.type_logits
 
     # -- training objective -----------------------------------------------------------------
-    def loss(self, batch: CrystalBatch, generator: torch.Generator | None = None, drop_probability: float = 0.1) -> LossTerms:
-        """Denoising loss on a clean batch: lattice eps-MSE + normalized-score MSE (+ masked-type CE)."""
-        device, B, N = batch.device, batch.num_crystals, batch.frac_coords.shape[0]
-        t = torch.randint(1, self.num_steps + 1, (B,), device=device, generator=generator)
+    def corrupt(self, batch: CrystalBatch, t: torch.Tensor, generator: torch.Generator | None = None) -> "Corrupted":
+        """Noise a clean batch to steps t (B,): lattice latent by q_sample, coordinates by the wrapped
+        normal; also the training targets (eps and the normalized, translation-free score)."""
+        device, B = batch.device, batch.num_crystals
         x0 = self.lattice_latent(batch.lattice, batch.num_atoms)
         eps = torch.randn(x0.shape, device=device, generator=generator)
         x_t = q_sample(x0, t, eps, self.abar)
@@ -185,7 +197,14 @@ class CrystalDiffusion(nn.Module):
         noise = torch.randn(batch.frac_coords.shape, device=device, generator=generator)
         frac_t = q_sample_coords(batch.frac_coords, sigma, noise)
         target_score = wrapped_normal_score(sigma * noise, sigma) / self.score_norm[t_atom].sqrt().unsqueeze(-1)
-        target_score = remove_translation(target_score, batch.batch, B)
+        return Corrupted(x_t, eps, frac_t, remove_translation(target_score, batch.batch, B), t_atom)
+
+    def loss(self, batch: CrystalBatch, generator: torch.Generator | None = None, drop_probability: float = 0.1) -> LossTerms:
+        """Denoising loss on a clean batch: lattice eps-MSE + normalized-score MSE (+ masked-type CE)."""
+        device, B, N = batch.device, batch.num_crystals, batch.frac_coords.shape[0]
+        t = torch.randint(1, self.num_steps + 1, (B,), device=device, generator=generator)
+        noised = self.corrupt(batch, t, generator)
+        x_t, eps, frac_t, target_score, t_atom = noised.x_t, noised.eps, noised.frac_t, noised.target_score, noised.t_atom
         types = batch.atomic_numbers
         if self.process.task == "gen":
             types = q_sample_types(types, t_atom, self.num_steps, torch.rand(N, device=device, generator=generator))
