@@ -95,12 +95,26 @@ def card_markdown(card: dict) -> str:
     if not metrics:
         lines.append("None measured yet (`python -m diffusion evaluate --checkpoint NAME --update-card`).")
     else:
-        lines += ["| run | at step | n | match rate | RMSE | validity | volume error | in asked group |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for key, result in metrics.items():
-            m = result.get("metrics", {})
-            lines.append(f"| {key} | {result.get('checkpoint_steps')} | {m.get('n')} | {m.get('match_rate')} | "
-                         f"{m.get('rmse')} | {m.get('validity')} | {m.get('volume_error')} | {m.get('space_group_rate')} |")
+        csp = {k: r for k, r in metrics.items() if r.get("task", "csp") == "csp"}
+        gen = {k: r for k, r in metrics.items() if r.get("task") == "gen"}
+        if csp:
+            lines += ["| run | at step | n | match rate | RMSE | validity | volume error | in asked group |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for key, result in csp.items():
+                m = result.get("metrics", {})
+                lines.append(f"| {key} | {result.get('checkpoint_steps')} | {m.get('n')} | {m.get('match_rate')} | "
+                             f"{m.get('rmse')} | {m.get('validity')} | {m.get('volume_error')} | {m.get('space_group_rate')} |")
+        if gen:
+            lines += ([""] if csp else []) + [
+                      "| run | at step | generated | reference | struct. validity | comp. validity | COV-R | COV-P | "
+                      "density W | #elements W | uniqueness | novelty |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            for key, result in gen.items():
+                m = result.get("metrics", {})
+                lines.append(f"| {key} | {result.get('checkpoint_steps')} | {m.get('n')} | {m.get('n_reference')} | "
+                             f"{m.get('structural_validity')} | {m.get('compositional_validity')} | {m.get('cov_recall')} | "
+                             f"{m.get('cov_precision')} | {m.get('density_wasserstein')} | "
+                             f"{m.get('num_elements_wasserstein')} | {m.get('uniqueness')} | {m.get('novelty')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -101,3 +101,22 @@ def test_evaluate_refuses_too_many_samples(checkpoint_dir):
 
     r = cli("evaluate", "--checkpoint", "tiny_gen", "--num-generated", "20000", env_dir=checkpoint_dir)
     assert r.returncode == 2 and "at most 10000" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_update_card_writes_generation_metrics_into_the_markdown_card(checkpoint_dir, tmp_path):
+    import shutil
+
+    from test_cli import cli
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for suffix in (".pt", ".json"):
+        shutil.copy(checkpoint_dir / f"tiny_gen{suffix}", folder / f"tiny_gen{suffix}")
+    r = cli("evaluate", "--checkpoint", "tiny_gen", "--num-generated", "4", "--limit", "4", "--steps", "4",
+            "--sampler", "ddim", "--cutoffs", "0.2", "4", "--no-novelty", "--update-card", env_dir=folder)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((folder / "tiny_gen.json").read_text())
+    (key,) = [k for k in card["metrics"] if k.startswith("gen_")]
+    assert card["metrics"][key]["metrics"]["novelty"] is None
+    markdown = (folder / "tiny_gen.md").read_text()
+    assert "COV-R" in markdown and key in markdown
