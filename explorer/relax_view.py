@@ -10,16 +10,20 @@ Session state (keys start with ``relax.``):
     relax.error          the last error of the Generate section, shown until the next success
     relax.batch          (the BatchResult it belongs to, StabilityResult)
     relax.batch_error    the last error of the stability proxy
+    relax.job, relax.batch_job   a relaxation in progress (``_Job``)
 
-Stopping: clicking Stop (or any widget) while a relaxation runs makes Streamlit raise its
-rerun exception inside the next progress-bar update. The progress callback catches it, tells
-the optimizer to stop, the partial result is stored, and the exception is re-raised so the
-rerun goes ahead and shows it.
+Stopping: clicking Stop (or any other widget) while a relaxation runs makes Streamlit start
+a new run of the page at once and raise its stop exception in the old run at the old run's
+next progress-bar update. The progress callback catches it and tells the optimizer to stop;
+the partial result goes into the ``_Job`` object that was put in the session before the
+relaxation began (the stopped run may no longer touch session state itself), and the
+exception is re-raised. The new run waits briefly for that job and shows its result.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -42,8 +46,10 @@ except ImportError:  # pragma: no cover
     ScriptControlException = ()
 
 VIEW_HEIGHT = 330
+HOW_IT_ENDED = {"converged": "converged", "step cap": "hit the step cap", "cancelled": "stopped"}
 TRAJECTORY_TAIL = 0.25    # energies along the last quarter of the diffusion trajectory
 TRAJECTORY_POINTS = 10    # ... at about this many frames
+STOP_WAIT_SECONDS = 10.0  # how long a new run waits for a stopped relaxation to hand over its result
 ss = st.session_state
 
 
@@ -88,6 +94,31 @@ class _Interrupt:
             raise self.pending
 
 
+@dataclass
+class _Job:
+    """A relaxation in progress, put in the session before it starts.
+
+    Only plain attributes are written while it runs, so a run stopped by Streamlit can still
+    hand its partial result to the run that replaced it.
+    """
+
+    target: object                  # what was relaxed: a Generate result id, or the BatchResult
+    outcome: object = None          # GeneratedRelax | StabilityResult
+    error: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _collect(job_key: str, store) -> None:
+    """Move a finished job's outcome into the session (``store(job)``); wait a little for one still stopping."""
+    job = ss.get(job_key)
+    if job is None:
+        return
+    if not job.done.wait(STOP_WAIT_SECONDS):
+        return  # still running (stopped runs end at their next step): a later rerun shows it
+    ss.pop(job_key, None)
+    store(job)
+
+
 def _unavailable_text(exc: Exception) -> str:
     return f"CHGNet is not available, so nothing was relaxed: {exc}"
 
@@ -110,39 +141,49 @@ def _diffusion_energies(trajectory, potential: Potential) -> tuple[tuple[int, fl
 
 
 def _relax_generated(result, max_steps: int, stop_slot) -> None:
-    """Relax the result's final structure with a progress bar; stores the outcome or an error."""
+    """Relax the result's final structure with a progress bar and a Stop button; the outcome goes into a job."""
     try:
         potential = get_potential()
     except PotentialUnavailable as exc:
         ss["relax.error"] = _unavailable_text(exc)
         return
+    job = _Job(result.id)
+    ss["relax.job"] = job
     stop_slot.button("Stop", icon=":material/stop_circle:", key="relax.stop", width="stretch",
                      help="Stop the optimizer and keep the structure reached so far.")
     bar = st.progress(0.0, text="Relaxing with CHGNet...")
     interrupt = _Interrupt()
 
     def progress(step: int, cap: int) -> bool | None:
-        return interrupt.update(lambda: bar.progress(min(1.0, step / cap), text=f"Relaxing with CHGNet: step {step} of at most {cap}"))
+        return interrupt.update(lambda: bar.progress(min(1.0, step / cap),
+                                                     text=f"Relaxing with CHGNet: step {step} of at most {cap}"))
 
-    final = result.trajectory.structure(frame=result.trajectory.num_frames - 1)
     try:
+        final = result.trajectory.structure(frame=result.trajectory.num_frames - 1)
         relaxed = relax(final, potential, max_steps=max_steps, progress=progress)
         energies = () if interrupt.pending else _diffusion_energies(result.trajectory, potential)
-    except (RelaxError, ValueError) as exc:  # a failed run never removes an earlier one
-        ss["relax.error"] = f"Relaxation failed: {exc}"
-        interrupt.reraise()
-        bar.empty()
-        stop_slot.empty()
+        job.outcome = GeneratedRelax(relaxed, energies)
+    except (RelaxError, ValueError) as exc:
+        job.error = f"Relaxation failed: {exc}"
+    finally:
+        job.done.set()
+    interrupt.reraise()
+    bar.empty()
+    stop_slot.empty()
+
+
+def _store_generated(job: _Job) -> None:
+    if job.error:  # a failed run never removes an earlier one
+        ss["relax.error"] = job.error
+        return
+    if job.outcome is None:  # it crashed (Streamlit showed the exception then)
         return
     kept = ss.setdefault("relax.results", {})
-    kept[result.id] = GeneratedRelax(relaxed, energies)
+    kept[job.target] = job.outcome
     live = {r.id for r in ss.get("gen.results", [])}
     for stale in [k for k in kept if k not in live]:  # results cleared or dropped from the session
         kept.pop(stale, None)
     ss.pop("relax.error", None)
-    interrupt.reraise()
-    bar.empty()
-    stop_slot.empty()
 
 
 def _sg(value: tuple[str, int] | None) -> str:
@@ -165,16 +206,23 @@ def comparison_table(relaxed: RelaxResult) -> pd.DataFrame:
 
 
 def energy_figure(entry: GeneratedRelax) -> go.Figure:
-    """CHGNet energy per atom along the last diffusion steps (t -> 0) and along the relaxation."""
+    """CHGNet energy per atom along the last diffusion steps (t -> 0), when computed, and along the relaxation."""
+    energies = entry.result.energies
+    relaxation = go.Scatter(x=list(range(len(energies))), y=list(energies), mode="lines", name="relaxation",
+                            line=dict(color=PALETTE[1]))
+    if not entry.diffusion_energies:  # a stopped relaxation skips them
+        fig = go.Figure(relaxation)
+        fig.update_xaxes(title_text="optimizer step")
+        fig.update_yaxes(title_text="eV/atom")
+        _style(fig, height=300, title="CHGNet energy along the relaxation (FIRE steps)")
+        fig.update_layout(showlegend=False)
+        return fig
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=("Last diffusion steps (t → 0)", "Relaxation (FIRE steps)"))
-    if entry.diffusion_energies:
-        t, e = zip(*entry.diffusion_energies)
-        fig.add_trace(go.Scatter(x=list(t), y=list(e), mode="lines+markers", name="diffusion frame",
-                                 line=dict(color=PALETTE[0])), row=1, col=1)
-    energies = entry.result.energies
-    fig.add_trace(go.Scatter(x=list(range(len(energies))), y=list(energies), mode="lines", name="relaxation",
-                             line=dict(color=PALETTE[1])), row=1, col=2)
+    t, e = zip(*entry.diffusion_energies)
+    fig.add_trace(go.Scatter(x=list(t), y=list(e), mode="lines+markers", name="diffusion frame",
+                             line=dict(color=PALETTE[0])), row=1, col=1)
+    fig.add_trace(relaxation, row=1, col=2)
     fig.update_xaxes(title_text="step t", autorange="reversed", row=1, col=1)
     fig.update_xaxes(title_text="optimizer step", row=1, col=2)
     fig.update_yaxes(title_text="eV/atom", row=1, col=1)
@@ -186,7 +234,7 @@ def energy_figure(entry: GeneratedRelax) -> go.Figure:
 def show_relaxed(entry: GeneratedRelax) -> None:
     relaxed = entry.result
     st.markdown(f"**Relaxed** {relaxed.relaxed.composition.reduced_formula}: {relaxed.steps} FIRE steps "
-                f"({relaxed.stopped_by}; cap {relaxed.max_steps}) in {relaxed.seconds:.1f} s. Energy per atom "
+                f"({HOW_IT_ENDED[relaxed.stopped_by]}; cap {relaxed.max_steps}) in {relaxed.seconds:.1f} s. Energy per atom "
                 f"{relaxed.energy_before:.3f} → {relaxed.energy_after:.3f} eV/atom (Δ {relaxed.energy_change:+.3f}), "
                 f"atoms moved {relaxed.rms_displacement:.3f} Å (RMS), space group "
                 f"{_sg(relaxed.space_group_before)} → {_sg(relaxed.space_group_after)}.")
@@ -202,7 +250,7 @@ def show_relaxed(entry: GeneratedRelax) -> None:
                    "relaxed cell; the cell's own change is the volume row. Forces are per atom.")
     st.plotly_chart(energy_figure(entry), width="stretch", key="relax.energies", config={"displayModeBar": False})
     if relaxed.stopped_by != "converged":
-        st.caption(f"Not converged ({relaxed.stopped_by}): the numbers are for the structure reached so far.")
+        st.caption(f"Not converged ({HOW_IT_ENDED[relaxed.stopped_by]}): the numbers are for the structure reached so far.")
 
 
 def relax_generated(result) -> None:
@@ -221,8 +269,10 @@ def relax_generated(result) -> None:
                                          max_value=HARD_MAX_STEPS, step=10, key="relax.max_steps",
                                          help="The run stops at this many steps even if forces are not yet "
                                               "below 0.05 eV/Å."))
+    _collect("relax.job", _store_generated)  # one stopped by the click that started this run
     if go_col.button("Relax with CHGNet", icon=":material/compress:", key="relax.go", width="stretch"):
         _relax_generated(result, max_steps, stop_col.empty())
+        _collect("relax.job", _store_generated)
     if ss.get("relax.error"):
         st.error(ss["relax.error"], icon=":material/error:")
     entry = ss.get("relax.results", {}).get(result.id)
@@ -238,6 +288,8 @@ def _relax_batch(batch, max_steps: int, stop_slot) -> None:
     except PotentialUnavailable as exc:
         ss["relax.batch_error"] = _unavailable_text(exc)
         return
+    job = _Job(batch)
+    ss["relax.batch_job"] = job
     stop_slot.button("Stop", icon=":material/stop_circle:", key="relax.batch_stop", width="stretch",
                      help="Stop and keep the samples relaxed so far.")
     bar = st.progress(0.0, text="Relaxing with CHGNet...")
@@ -248,16 +300,25 @@ def _relax_batch(batch, max_steps: int, stop_slot) -> None:
         return interrupt.update(lambda: bar.progress(done, text=f"Relaxing sample {i + 1} of {total}: step {step}"))
 
     try:
-        stability = relax_batch(batch.structures, potential, max_samples=MAX_BATCH_RELAX, max_steps=max_steps,
-                                progress=progress)
+        job.outcome = relax_batch(batch.structures, potential, max_samples=MAX_BATCH_RELAX, max_steps=max_steps,
+                                  progress=progress)
     except ValueError as exc:
-        ss["relax.batch_error"] = f"Relaxation failed: {exc}"
-    else:
-        ss["relax.batch"] = (batch, stability)
-        ss.pop("relax.batch_error", None)
+        job.error = f"Relaxation failed: {exc}"
+    finally:
+        job.done.set()
     interrupt.reraise()
     bar.empty()
     stop_slot.empty()
+
+
+def _store_batch(job: _Job) -> None:
+    if job.error:
+        ss["relax.batch_error"] = job.error
+        return
+    if job.outcome is None:
+        return
+    ss["relax.batch"] = (job.target, job.outcome)
+    ss.pop("relax.batch_error", None)
 
 
 def _fmt(value: float, pattern: str) -> str:
@@ -275,7 +336,7 @@ def stability_table(stability: StabilityResult) -> pd.DataFrame:
                      "largest force before (eV/Å)": round(r.max_force_before, 3),
                      "RMS displacement (Å)": round(r.rms_displacement, 3), "still matches": bool(stability.matched[i]),
                      "space group": f"{_sg(r.space_group_before)} → {_sg(r.space_group_after)}",
-                     "steps": f"{r.steps} ({r.stopped_by})", "note": ""})
+                     "steps": f"{r.steps} ({HOW_IT_ENDED[r.stopped_by]})", "note": ""})
     return pd.DataFrame(rows)
 
 
@@ -315,6 +376,7 @@ def stability_section(batch) -> None:
     if go_col.button("Relax all", icon=":material/compress:", key="relax.batch_go", width="stretch",
                      help=f"At most {MAX_BATCH_RELAX} samples, one after another."):
         _relax_batch(batch, max_steps, stop_col.empty())
+    _collect("relax.batch_job", _store_batch)
     if ss.get("relax.batch_error"):
         st.error(ss["relax.batch_error"], icon=":material/error:")
     stored = ss.get("relax.batch")

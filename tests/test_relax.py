@@ -129,6 +129,22 @@ def test_diffusion_imports_without_chgnet_or_streamlit():
 
 # ---------------------------------------------------------------- the app
 
+def test_stop_in_the_app_becomes_a_graceful_stop():
+    """Streamlit's stop exception, raised in a progress update, stops the optimizer and is re-raised after."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    from explorer.relax_view import _Interrupt
+
+    def stopped():
+        raise StopException()
+
+    interrupt = _Interrupt()
+    assert interrupt.update(lambda: None) is None, "a normal update lets the optimizer go on"
+    assert interrupt.update(stopped) is False and interrupt.update(lambda: None) is False
+    with pytest.raises(StopException):
+        interrupt.reraise()
+
+
 @pytest.fixture
 def app_env(checkpoint_dir, monkeypatch, potential):
     monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
