@@ -132,6 +132,18 @@ def _reference_fingerprints(crystals) -> Fingerprints:
     return fps
 
 
+def _lazy_fingerprints(crystals):
+    """j -> structure fingerprint of crystals[j]; the first call computes (or loads from the disk
+    cache) all of them at once. Only formulas with many training crystals (carbon) ask for any."""
+    table: list[np.ndarray] = []
+
+    def get(j: int) -> np.ndarray:
+        if not table:
+            table.append(_reference_fingerprints(crystals).structure)
+        return table[0][j]
+    return get
+
+
 def evaluate_generation(args, model, card: dict, device) -> dict:
     """Sample ``--num-generated`` crystals (atom counts drawn from training) and score them."""
     import torch
@@ -173,7 +185,8 @@ def evaluate_generation(args, model, card: dict, device) -> dict:
     bar = tqdm(total=len(structures), desc="fingerprints", unit="crystal", file=sys.stderr, mininterval=2)
     training = [c.to_structure() for c in train_crystals] if args.novelty else None
     metrics = score_generation(structures, [c.to_structure() for c in reference], cutoffs, training=training,
-                               reference_fps=reference_fps, progress=lambda i, n: bar.update(1))
+                               reference_fps=reference_fps, training_fingerprint=_lazy_fingerprints(train_crystals),
+                               progress=lambda i, n: bar.update(1))
     bar.close()
     return {
         "checkpoint": card.get("name"), "task": "gen", "checkpoint_steps": card.get("steps"), "split": args.split,
