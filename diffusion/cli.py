@@ -9,7 +9,6 @@ import argparse
 import math
 import shlex
 import sys
-from pathlib import Path
 
 from .checkpoints import CheckpointError
 from .crystal import CrystalError

@@ -17,17 +17,22 @@ from .sampling import SampleRequest, SamplingConfig, sample
 from .train import TrainConfig, prepare_data
 
 
+def training_config(args, card: dict, otherwise: str) -> TrainConfig:
+    """The checkpoint's training config from its card (with --data replacing the files when given)."""
+    saved = card.get("train_config")
+    if not saved:
+        raise ValueError(f"this checkpoint's card has no training config; {otherwise}")
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{k: (tuple(v) if k == "data" else v) for k, v in saved.items() if k in fields})
+    if args.data:
+        config = TrainConfig(**{**config.__dict__, "data": tuple(args.data)})
+    return config
+
+
 def reference_crystals(args, card: dict):
     """The checkpoint's own validation split (rebuilt from its card), or every row of --data."""
     if args.split == "val":
-        saved = card.get("train_config")
-        if not saved:
-            raise ValueError("this checkpoint's card has no training config; use --split all with --data")
-        fields = TrainConfig.__dataclass_fields__
-        config = TrainConfig(**{k: (tuple(v) if k == "data" else v) for k, v in saved.items() if k in fields})
-        if args.data:
-            config = TrainConfig(**{**config.__dict__, "data": tuple(args.data)})
-        _, _, val = prepare_data(config)
+        _, _, val = prepare_data(training_config(args, card, "use --split all with --data"))
         return val
     if not args.data:
         raise ValueError("--split all needs --data")
@@ -155,14 +160,7 @@ def evaluate_generation(args, model, card: dict, device) -> dict:
         raise ValueError(f"--num-generated must be at most 10000, got {args.num_generated}")
     if args.space_group != "none":
         raise ValueError("--space-group applies to structure-prediction checkpoints only")
-    saved = card.get("train_config")
-    if not saved:
-        raise ValueError("this checkpoint's card has no training config; cannot rebuild its splits")
-    fields = TrainConfig.__dataclass_fields__
-    config = TrainConfig(**{k: (tuple(v) if k == "data" else v) for k, v in saved.items() if k in fields})
-    if args.data:
-        config = TrainConfig(**{**config.__dict__, "data": tuple(args.data)})
-    _, train_crystals, val_crystals = prepare_data(config)
+    _, train_crystals, val_crystals = prepare_data(training_config(args, card, "cannot rebuild its splits"))
     reference = (val_crystals if args.split == "val" else train_crystals + val_crystals)[: args.limit]
     cutoffs = coverage_cutoffs(args, card)
     sampling = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=0.0, step_lr=args.step_lr,

@@ -30,13 +30,13 @@ from plotly.subplots import make_subplots
 
 from diffusion import FormulaError
 
-from .figures import DIAGNOSTICS, MARKER_COLOR, PALETTE
+from .figures import DIAGNOSTICS, MARKER_COLOR, PALETTE, marker_value
 from .generate import check_formula
 from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
 from .numbers import describe
 from .settings import MAX_SEED, SAMPLER_LABELS, GenerateSettings
 from .viewer import ViewFrame, ViewOptions, trajectory_html
-from .widgets import numbers_table, show_view
+from .widgets import numbers_table, show_view, shown_item
 
 DIFFERENCES = {
     "sampler": "Sampler",
@@ -163,10 +163,7 @@ def overlay_figure(comparison: Comparison, t: int) -> go.Figure:
                                      legendgroup=side.label, showlegend=i == 0,
                                      hovertemplate=f"{side.label}<br>t=%{{x}}<br>%{{y:.3g}}<extra></extra>"),
                           row=row + 1, col=col + 1)
-            value = y[k]
-            if not math.isfinite(value):  # the final frame has no prediction: mark the last one that has
-                finite = np.flatnonzero(np.isfinite(y[: k + 1]))
-                value = y[finite[-1]] if len(finite) else None
+            value = marker_value(y, k)
             if value is not None:
                 fig.add_trace(go.Scatter(x=[int(steps[k])], y=[value], mode="markers", showlegend=False,
                                          legendgroup=side.label,
@@ -355,13 +352,7 @@ def compare_button(entry: ModelEntry, info: ModelInfo | None, pair, problem: str
 # ---------------------------------------------------------------- showing a comparison
 
 def _shown() -> Comparison | None:
-    results = ss.get("cmp.results", [])
-    if not results:
-        return None
-    by_id = {c.id: c for c in results}
-    if ss.get("cmp.shown") not in by_id:
-        ss["cmp.shown"] = results[-1].id
-    return by_id[ss["cmp.shown"]]
+    return shown_item("cmp.results", "cmp.shown")
 
 
 def _view(comparison: Comparison, index: int) -> str:

@@ -16,6 +16,14 @@ MARKER_COLOR = "#ff4b4b"
 FONT = dict(size=14)
 
 
+def marker_value(y: np.ndarray, k: int) -> float | None:
+    """The value to mark at frame k: the final frame has no prediction, so the last finite one before it."""
+    if math.isfinite(y[k]):
+        return float(y[k])
+    finite = np.flatnonzero(np.isfinite(y[: k + 1]))
+    return float(y[finite[-1]]) if len(finite) else None
+
+
 def _style(fig: go.Figure, height: int = 320, title: str | None = None, legend_below: bool = False) -> go.Figure:
     legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0) if legend_below else
               dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
@@ -127,10 +135,7 @@ def diagnostics_figure(trajectory, crystal: int, t: int) -> go.Figure:
         fig.add_trace(go.Scatter(x=steps, y=y, mode="lines", line=dict(color=PALETTE[0], width=2), name=title,
                                  showlegend=False, hovertemplate="t=%{x}<br>%{y:.3g}<extra></extra>"),
                       row=row + 1, col=col + 1)
-        value = y[k]
-        if not math.isfinite(value):  # the final frame has no prediction: mark the last one that has
-            finite = np.flatnonzero(np.isfinite(y[: k + 1]))
-            value = y[finite[-1]] if len(finite) else None
+        value = marker_value(y, k)
         if value is not None:
             fig.add_trace(go.Scatter(x=[steps[k]], y=[value], mode="markers", showlegend=False,
                                      marker=dict(color=MARKER_COLOR, size=11, line=dict(color="white", width=1.5)),

@@ -35,9 +35,9 @@ from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
 from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
 from .numbers import describe, parse_space_group, space_group_label
-from .settings import DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED, SAMPLER_LABELS, GenerateSettings, from_query
+from .settings import DEFAULT_STEPS, MAX_SEED, SAMPLER_LABELS, GenerateSettings, from_query
 from .viewer import ViewFrame, ViewOptions, trajectory_html
-from .widgets import numbers_table, show_view
+from .widgets import numbers_table, show_view, shown_item
 
 MAX_RESULTS = 12
 PLAY_TICK_SECONDS = 0.35
@@ -341,13 +341,7 @@ def generate_button(entry: ModelEntry, settings: GenerateSettings | None, proble
 # ---------------------------------------------------------------- showing a result
 
 def _shown() -> Result | None:
-    results = ss.get("gen.results", [])
-    if not results:
-        return None
-    by_id = {r.id: r for r in results}
-    if ss.get("gen.shown") not in by_id:
-        ss["gen.shown"] = results[-1].id
-    return by_id[ss["gen.shown"]]
+    return shown_item("gen.results", "gen.shown")
 
 
 def shown_result() -> Result | None:

@@ -27,3 +27,14 @@ def numbers_table(numbers: StructureNumbers, extra: list[tuple[str, str]] | None
     rows = (extra or []) + numbers.rows()
     st.dataframe(pd.DataFrame(rows, columns=["quantity", "value"]), hide_index=True, width="stretch",
                  height=38 + 35 * len(rows))
+
+
+def shown_item(results_key: str, shown_key: str):
+    """The result picked in the session's "result shown" selector (default: the newest), or None."""
+    results = st.session_state.get(results_key, [])
+    if not results:
+        return None
+    by_id = {r.id: r for r in results}
+    if st.session_state.get(shown_key) not in by_id:
+        st.session_state[shown_key] = results[-1].id
+    return by_id[st.session_state[shown_key]]
