@@ -58,6 +58,10 @@ def test_uniqueness_counts_matching_structures_once():
     bigger = rock_salt(5.9)       # same structure, other volume: the matcher rescales it
     assert uniqueness([rock_salt(), bigger, cesium_chloride()]) == pytest.approx(2 / 3)
     assert uniqueness([rock_salt(), cesium_chloride(), perovskite()]) == 1.0
+    # with fingerprints only the nearest earlier structures are matched, and duplicates are still found
+    many = [cesium_chloride(3.9 + 0.05 * i) if i % 2 else rock_salt(6.5 + 0.05 * i, "Cs", "Cl") for i in range(12)]
+    fps = fingerprints(many).structure
+    assert uniqueness(many, fps, candidates=2) == pytest.approx(uniqueness(many)) == pytest.approx(2 / 12)
 
 
 def test_novelty_compares_with_training_crystals(reference):
