@@ -36,7 +36,7 @@ from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_mod
 from .numbers import describe
 from .settings import MAX_SEED, SAMPLER_LABELS, GenerateSettings
 from .viewer import ViewFrame, ViewOptions, trajectory_html
-from .widgets import numbers_table, show_view, shown_item
+from .widgets import numbers_table, result_picker, show_view, shown_item
 
 DIFFERENCES = {
     "sampler": "Sampler",
@@ -433,16 +433,6 @@ def results_section() -> None:
         st.info("Choose what differs, then press **Compare**. Both runs are sampled, and one slider moves both "
                 "from t = T (noise) to t = 0 (the crystals).", icon=":material/info:")
         return
-    results = ss["cmp.results"]
-    pick, clear = st.columns([5, 1], vertical_alignment="bottom")
-    with pick:
-        labels = {c.id: c.label for c in results}
-        st.selectbox("Comparison shown (earlier ones stay here for this session)", [c.id for c in reversed(results)],
-                     key="cmp.shown", format_func=lambda i: labels.get(i, str(i)))
-    with clear:
-        if st.button("Clear", key="cmp.clear", width="stretch"):
-            ss["cmp.results"] = []
-            ss.pop("cmp.shown", None)
-            st.query_params.clear()
-            st.rerun()
+    result_picker("cmp.results", "cmp.shown", "Comparison shown (earlier ones stay here for this session)", "Clear",
+                  lambda c: c.label)
     player(_shown())

@@ -37,7 +37,7 @@ from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_mod
 from .numbers import describe, parse_space_group, space_group_label
 from .settings import DEFAULT_STEPS, MAX_SEED, SAMPLER_LABELS, GenerateSettings, from_query
 from .viewer import ViewFrame, ViewOptions, trajectory_html
-from .widgets import numbers_table, show_view, shown_item
+from .widgets import numbers_table, result_picker, show_view, shown_item
 
 MAX_RESULTS = 12
 PLAY_TICK_SECONDS = 0.35
@@ -592,18 +592,8 @@ def results_section() -> None:
                 "from t = T, pure noise, to t = 0, the generated crystal, and watch it condense.",
                 icon=":material/info:")
         return
-    results = ss["gen.results"]
-    pick, clear = st.columns([5, 1], vertical_alignment="bottom")
-    with pick:
-        labels = {r.id: f"{r.label}  ({r.seconds:.1f} s)" for r in results}
-        st.selectbox("Result shown (earlier results stay here for this session)", [r.id for r in reversed(results)],
-                      key="gen.shown", format_func=lambda i: labels.get(i, str(i)))
-    with clear:
-        if st.button("Clear results", key="gen.clear", width="stretch"):
-            ss["gen.results"] = []
-            ss.pop("gen.shown", None)
-            st.query_params.clear()
-            st.rerun()
+    result_picker("gen.results", "gen.shown", "Result shown (earlier results stay here for this session)",
+                  "Clear results", lambda r: f"{r.label}  ({r.seconds:.1f} s)")
     result = _shown()
     final = result.trajectory.structure(frame=result.trajectory.num_frames - 1)
     final_numbers = _numbers(result, result.trajectory.num_frames - 1, False)

@@ -38,3 +38,19 @@ def shown_item(results_key: str, shown_key: str):
     if st.session_state.get(shown_key) not in by_id:
         st.session_state[shown_key] = results[-1].id
     return by_id[st.session_state[shown_key]]
+
+
+def result_picker(results_key: str, shown_key: str, label: str, clear_label: str, format_label) -> None:
+    """The "result shown" selector (newest first) and a button that clears the session's results."""
+    results = st.session_state[results_key]
+    pick, clear = st.columns([5, 1], vertical_alignment="bottom")
+    with pick:
+        labels = {r.id: format_label(r) for r in results}
+        st.selectbox(label, [r.id for r in reversed(results)], key=shown_key,
+                     format_func=lambda i: labels.get(i, str(i)))
+    with clear:
+        if st.button(clear_label, key=f"{results_key.split('.')[0]}.clear", width="stretch"):
+            st.session_state[results_key] = []
+            st.session_state.pop(shown_key, None)
+            st.query_params.clear()
+            st.rerun()

@@ -162,6 +162,19 @@ MEASURE = """(t) => {
 }"""
 
 
+def _sample_batch(page, app_url: str, count: int) -> None:
+    """Open Batch & metrics and sample `count` crystals with 10 network evaluations."""
+    page.goto(f"{app_url}/Batch_and_metrics")
+    _settle(page)
+    page.get_by_label("Number of samples (1 to 64)").fill(str(count))
+    page.get_by_label("Network evaluations (1 to 50)").fill("10")
+    page.get_by_label("Network evaluations (1 to 50)").press("Enter")
+    _settle(page)
+    page.get_by_role("button", name="Sample the batch", exact=True).click()
+    page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
+    _settle(page)
+
+
 def _step_slider(page):
     return page.locator('[data-testid="stSlider"]').filter(has_text="Step t of the reverse process")
 
@@ -240,15 +253,7 @@ def test_every_page_renders_and_generate_draws_a_crystal(app_url, browser):
     print(f"\nslider release -> new frame: {report}")
     assert report["median_ms"] <= 150, report
 
-    page.goto(f"{app_url}/Batch_and_metrics")
-    _settle(page)
-    page.get_by_label("Number of samples (1 to 64)").fill("4")
-    page.get_by_label("Network evaluations (1 to 50)").fill("10")
-    page.get_by_label("Network evaluations (1 to 50)").press("Enter")
-    _settle(page)
-    page.get_by_role("button", name="Sample the batch", exact=True).click()
-    page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
-    _settle(page)
+    _sample_batch(page, app_url, 4)
     page.wait_for_timeout(2000)
     _no_errors(page)
     assert _canvas_ink(page) > 0.002, "the gallery is drawn"
@@ -299,15 +304,7 @@ def test_relax_with_chgnet_draws_generated_and_relaxed(app_url, browser):
     assert _canvas_ink(page, 1) > 0.01, "the partly relaxed crystal is drawn"
     _shot(page, "generate_relax_stopped")
 
-    page.goto(f"{app_url}/Batch_and_metrics")
-    _settle(page)
-    page.get_by_label("Number of samples (1 to 64)").fill("2")
-    page.get_by_label("Network evaluations (1 to 50)").fill("10")
-    page.get_by_label("Network evaluations (1 to 50)").press("Enter")
-    _settle(page)
-    page.get_by_role("button", name="Sample the batch", exact=True).click()
-    page.wait_for_selector('[data-testid="stMetric"]', timeout=120_000)
-    _settle(page)
+    _sample_batch(page, app_url, 2)
     page.get_by_role("spinbutton", name="Step cap per sample (1 to 1000)").fill("20")
     page.get_by_role("spinbutton", name="Step cap per sample (1 to 1000)").press("Enter")
     _settle(page)
