@@ -228,3 +228,43 @@ def paired_edges(num_atoms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     us, ud = src[upper], dst[upper]
     atoms = torch.arange(int(num_atoms.sum()), device=num_atoms.device)
     return torch.cat([us, ud, atoms]), torch.cat([ud, us, atoms])
+
+
+@dataclass(frozen=True)
+class CrystalGraph:
+    """The index tensors of a batch's topology, built once and reused at every sampling step.
+
+    num_atoms: (B,); batch: (N,) crystal of each atom; src, dst: (E,) the ``paired_edges``;
+    inv_degree: (N, 1) 1 / (edges leaving each atom) = 1 / n of its crystal (self pair included);
+    inv_size: (B, 1) 1 / n per crystal. Means over edges and atoms are then a scatter-add and
+    one product, with no counting inside the network.
+    """
+
+    num_atoms: torch.Tensor
+    batch: torch.Tensor
+    src: torch.Tensor
+    dst: torch.Tensor
+    inv_degree: torch.Tensor
+    inv_size: torch.Tensor
+
+    @classmethod
+    def build(cls, num_atoms: torch.Tensor, batch: torch.Tensor | None = None) -> "CrystalGraph":
+        if batch is None:
+            batch = torch.repeat_interleave(torch.arange(num_atoms.shape[0], device=num_atoms.device), num_atoms)
+        src, dst = paired_edges(num_atoms)
+        inv_size = 1.0 / num_atoms.clamp(min=1).to(torch.float32).unsqueeze(-1)
+        return cls(num_atoms, batch, src, dst, inv_size[batch], inv_size)
+
+    @property
+    def num_crystals(self) -> int:
+        return self.num_atoms.shape[0]
+
+    def mean_over_edges(self, values: torch.Tensor) -> torch.Tensor:
+        """(E, D) edge values -> (N, D) mean over the edges leaving each atom."""
+        total = values.new_zeros(self.batch.shape[0], values.shape[-1]).index_add_(0, self.src, values)
+        return total * self.inv_degree.to(values.dtype)
+
+    def mean_over_atoms(self, values: torch.Tensor) -> torch.Tensor:
+        """(N, D) atom values -> (B, D) mean over each crystal's atoms."""
+        total = values.new_zeros(self.num_crystals, values.shape[-1]).index_add_(0, self.batch, values)
+        return total * self.inv_size.to(values.dtype)

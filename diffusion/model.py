@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .corruption import NUM_TYPE_CLASSES
-from .crystal import paired_edges
+from .crystal import CrystalGraph
 
 NUM_SPACE_GROUPS = 230
 
@@ -72,13 +72,6 @@ def fourier_features(diff: torch.Tensor, frequencies: int) -> torch.Tensor:
     return torch.cat([torch.sin(angles), torch.cos(angles)], -1).flatten(1)
 
 
-def mean_over_index(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    """Segment mean: (E, D) values grouped by (E,) index -> (size, D)."""
-    total = values.new_zeros(size, values.shape[-1]).index_add_(0, index, values)
-    count = torch.bincount(index, minlength=size).clamp(min=1).unsqueeze(-1).to(values.dtype)
-    return total / count
-
-
 class MessageLayer(nn.Module):
     """Pre-norm residual message passing over all atom pairs of each crystal.
 
@@ -94,14 +87,13 @@ class MessageLayer(nn.Module):
         self.edge_mlp = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
         self.node_mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
-    def forward(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor, edge_term: torch.Tensor,
+    def forward(self, h: torch.Tensor, graph: CrystalGraph, edge_term: torch.Tensor,
                 crystal_term: torch.Tensor) -> torch.Tensor:
-        """h: (N, H); src, dst: (E,); edge_term: (E, H) this layer's projection of edge features;
-        crystal_term: (N, H) this layer's projection of the crystal's lattice, one row per atom."""
+        """h: (N, H); graph: the batch's edges; edge_term: (E, H) this layer's projection of edge
+        features; crystal_term: (N, H) this layer's projection of the crystal's lattice, one row per atom."""
         hn = self.norm(h)
-        messages = self.edge_mlp((self.src_proj(hn) + crystal_term)[src] + self.dst_proj(hn)[dst] + edge_term)
-        aggregated = mean_over_index(messages, src, h.shape[0])
-        return h + self.node_mlp(torch.cat([hn, aggregated], -1))
+        messages = self.edge_mlp((self.src_proj(hn) + crystal_term)[graph.src] + self.dst_proj(hn)[graph.dst] + edge_term)
+        return h + self.node_mlp(torch.cat([hn, graph.mean_over_edges(messages)], -1))
 
 
 class CrystalDenoiser(nn.Module):
@@ -169,7 +161,7 @@ class CrystalDenoiser(nn.Module):
         return fixed_context + self.lattice_mlp(lattice_invariants.to(self.size_proj.weight.dtype))
 
     def edge_projection(self, frac: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
-                        min_edges: int = 64) -> torch.Tensor:
+                        min_edges: int = 128) -> torch.Tensor:
         """(E, layers * H) = edge_proj(fourier_features(f_dst - f_src)) for the edges of ``paired_edges``.
 
         Large graphs use the pair symmetry: swapping i and j flips the sines and keeps the
@@ -192,30 +184,32 @@ class CrystalDenoiser(nn.Module):
     def forward(self, types: torch.Tensor, frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor,
                 batch: torch.Tensor, t: torch.Tensor, lattice_invariants: torch.Tensor | None = None,
                 prop: torch.Tensor | None = None, space_group: torch.Tensor | None = None,
-                fixed_context: torch.Tensor | None = None) -> DenoiserOutput:
+                fixed_context: torch.Tensor | None = None, graph: CrystalGraph | None = None) -> DenoiserOutput:
         """Args:
             types: (N,) atom classes (0 = MASK, else Z); frac: (N, 3) in [0, 1);
             lattice: (B, 3, 3) normalized lattice L~ (rows are vectors, dimensionless);
             lattice_invariants: (B, 6) invariant lattice features (default: from the Gram matrix);
             num_atoms: (B,); batch: (N,) crystal of each atom; t: (B,) steps;
             prop: (B,) normalized property or NaN; space_group: (B,) 0..230;
-            fixed_context: (B, H) optional precomputed time + condition context (same result, less work).
+            fixed_context: (B, H) optional precomputed time + condition context (same result, less work);
+            graph: the batch's precomputed ``CrystalGraph`` (samplers build it once per trajectory).
         """
-        src, dst = paired_edges(num_atoms)
+        if graph is None:
+            graph = CrystalGraph.build(num_atoms, batch)
         B, H, K = num_atoms.shape[0], self.config.hidden, self.config.layers
         gram = (lattice @ lattice.transpose(-1, -2)).reshape(B, 9)
-        edge_terms = self.edge_projection(frac, src, dst).view(-1, K, H)
+        edge_terms = self.edge_projection(frac, graph.src, graph.dst).view(-1, K, H)
         # the lattice term is the same on every edge of a crystal: added per atom before the
         # gather onto edges (same sum, no (E, layers * H) tensor)
-        gram_terms = self.gram_proj(gram).view(B, K, H)[batch]
+        gram_terms = self.gram_proj(gram).view(B, K, H)[graph.batch]
         if lattice_invariants is None:
             lattice_invariants = gram_invariants(lattice)
         h = self.type_embedding(types) + self.context(t, num_atoms, lattice_invariants, prop, space_group,
-                                                               fixed_context)[batch]
+                                                               fixed_context)[graph.batch]
         for k, layer in enumerate(self.layers):
-            h = layer(h, src, dst, edge_terms[:, k], gram_terms[:, k])
+            h = layer(h, graph, edge_terms[:, k], gram_terms[:, k])
         h = self.out_norm(h)
-        pooled = mean_over_index(h, batch, B)
+        pooled = graph.mean_over_atoms(h)
         lattice_out = self.lattice_head(pooled).view(B, 3, 3) @ lattice
         type_logits = self.type_head(h) if self.type_head is not None else None
         return DenoiserOutput(lattice_out, self.coord_head(h), type_logits)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 from .corruption import (MASK, LatticeStats, lattice_scale, lattice_to_latent, latent_to_lattice, q_sample,
                          q_sample_coords, q_sample_types, score_norm, sym_to_vec6, wrapped_normal_score)
-from .crystal import CrystalBatch
-from .model import CrystalDenoiser, DenoiserConfig, mean_over_index
+from .crystal import CrystalBatch, CrystalGraph
+from .model import CrystalDenoiser, DenoiserConfig
 from .schedules import geometric_sigmas, make_schedule
 
 Task = Literal["csp", "gen"]
@@ -93,7 +93,7 @@ class LossTerms:
     types: torch.Tensor
 
 
-def remove_translation(score: torch.Tensor, batch: torch.Tensor, num_crystals: int) -> torch.Tensor:
+def remove_translation(score: torch.Tensor, graph: CrystalGraph) -> torch.Tensor:
     """Subtract each crystal's mean over atoms from a (N, 3) coordinate score.
 
     The data distribution is invariant to a common shift of all fractional coordinates,
@@ -101,7 +101,7 @@ def remove_translation(score: torch.Tensor, batch: torch.Tensor, num_crystals: i
     part of a conditional target s(F_t | F_0) is unpredictable noise (variance ~1/N):
     projecting it out gives the same optimum with less gradient noise.
     """
-    return score - mean_over_index(score, batch, num_crystals)[batch]
+    return score - graph.mean_over_atoms(score)[graph.batch]
 
 
 @functools.lru_cache(maxsize=8)
@@ -137,6 +137,13 @@ class CrystalDiffusion(nn.Module):
         self.register_buffer("score_norm", _score_norms(process.num_steps, process.sigma_min, process.sigma_max).float(),
                              persistent=False)
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave out the sampler's cached traces (``step_predictor``): a trace
+        is bound to the parameters of the model that recorded it, not to those of a copy."""
+        state = dict(super().__getstate__())
+        state.pop("_traced_steps", None)
+        return state
+
     @property
     def num_steps(self) -> int:
         return self.process.num_steps
@@ -158,15 +165,17 @@ class CrystalDiffusion(nn.Module):
     # -- the network -----------------------------------------------------------------------
     def predict(self, types: torch.Tensor, frac: torch.Tensor, x: torch.Tensor, num_atoms: torch.Tensor,
                 batch: torch.Tensor, t: torch.Tensor, prop: torch.Tensor | None = None,
-                space_group: torch.Tensor | None = None, fixed_context: torch.Tensor | None = None) -> Prediction:
+                space_group: torch.Tensor | None = None, fixed_context: torch.Tensor | None = None,
+                graph: CrystalGraph | None = None) -> Prediction:
         """Evaluate the denoiser at state (types (N,), frac (N, 3), lattice latent x (B, 6)) and steps t (B,).
 
         prop is the *normalized* property (B,) with NaN meaning "no condition"; fixed_context
         (B, H) is ``denoiser.time_context(t) + condition_context(...)`` when the caller has it
-        precomputed (samplers do: it is the same at every step but for the time row).
+        precomputed (samplers do: it is the same at every step but for the time row); graph is
+        the batch's ``CrystalGraph`` when the caller reuses one.
         """
         eps, normalized_score, logits = self._network(types, frac, x, num_atoms, batch, t, prop, space_group,
-                                                      fixed_context)
+                                                      fixed_context, graph)
         return Prediction(eps, normalized_score * self.score_norm[t][batch].sqrt().unsqueeze(-1), logits)
 
     def condition_context(self, num_atoms: torch.Tensor, prop: torch.Tensor | None,
@@ -175,17 +184,20 @@ class CrystalDiffusion(nn.Module):
         return self.denoiser.condition_context(num_atoms, prop if self.model_config.use_property else None,
                                                space_group if self.model_config.use_space_group else None)
 
-    def _network(self, types, frac, x, num_atoms, batch, t, prop, space_group, fixed_context=None):
+    def _network(self, types, frac, x, num_atoms, batch, t, prop, space_group, fixed_context=None, graph=None):
         """Raw network outputs: (B, 6) lattice eps, (N, 3) normalized score, logits or None."""
+        if graph is None:
+            graph = CrystalGraph.build(num_atoms, batch)
         # the latent x is itself rotation invariant (built from L L^T) and O(1): the network's best view of the cell
         out = self.denoiser(types, frac, self._normalized(x, num_atoms), num_atoms, batch, t, x,
                             prop if self.model_config.use_property else None,
-                            space_group if self.model_config.use_space_group else None, fixed_context)
+                            space_group if self.model_config.use_space_group else None, fixed_context, graph)
         eps = sym_to_vec6(0.5 * (out.lattice + out.lattice.transpose(-1, -2)))
-        return eps, remove_translation(out.coord_score, batch, num_atoms.shape[0]), out.type_logits
+        return eps, remove_translation(out.coord_score, graph), out.type_logits
 
     # -- training objective -----------------------------------------------------------------
-    def corrupt(self, batch: CrystalBatch, t: torch.Tensor, generator: torch.Generator | None = None) -> "Corrupted":
+    def corrupt(self, batch: CrystalBatch, t: torch.Tensor, generator: torch.Generator | None = None,
+                graph: CrystalGraph | None = None) -> "Corrupted":
         """Noise a clean batch to steps t (B,): lattice latent by q_sample, coordinates by the wrapped
         normal; also the training targets (eps and the normalized, translation-free score)."""
         device, B = batch.device, batch.num_crystals
@@ -197,13 +209,16 @@ class CrystalDiffusion(nn.Module):
         noise = torch.randn(batch.frac_coords.shape, device=device, generator=generator)
         frac_t = q_sample_coords(batch.frac_coords, sigma, noise)
         target_score = wrapped_normal_score(sigma * noise, sigma) / self.score_norm[t_atom].sqrt().unsqueeze(-1)
-        return Corrupted(x_t, eps, frac_t, remove_translation(target_score, batch.batch, B), t_atom)
+        if graph is None:
+            graph = CrystalGraph.build(batch.num_atoms, batch.batch)
+        return Corrupted(x_t, eps, frac_t, remove_translation(target_score, graph), t_atom)
 
     def loss(self, batch: CrystalBatch, generator: torch.Generator | None = None, drop_probability: float = 0.1) -> LossTerms:
         """Denoising loss on a clean batch: lattice eps-MSE + normalized-score MSE (+ masked-type CE)."""
         device, B, N = batch.device, batch.num_crystals, batch.frac_coords.shape[0]
         t = torch.randint(1, self.num_steps + 1, (B,), device=device, generator=generator)
-        noised = self.corrupt(batch, t, generator)
+        graph = CrystalGraph.build(batch.num_atoms, batch.batch)
+        noised = self.corrupt(batch, t, generator, graph)
         x_t, eps, frac_t, target_score, t_atom = noised.x_t, noised.eps, noised.frac_t, noised.target_score, noised.t_atom
         types = batch.atomic_numbers
         if self.process.task == "gen":
@@ -216,7 +231,8 @@ class CrystalDiffusion(nn.Module):
         if space_group is not None:
             drop = torch.rand(B, device=device, generator=generator) < drop_probability
             space_group = torch.where(drop, torch.zeros_like(space_group), space_group)
-        eps_hat, score_hat, logits = self._network(types, frac_t, x_t, batch.num_atoms, batch.batch, t, prop, space_group)
+        eps_hat, score_hat, logits = self._network(types, frac_t, x_t, batch.num_atoms, batch.batch, t, prop, space_group,
+                                                   graph=graph)
         lattice_loss = F.mse_loss(eps_hat, eps)
         coord_loss = F.mse_loss(score_hat, target_score)
         type_loss = torch.zeros((), device=device)

@@ -25,6 +25,8 @@ from typing import Callable, Literal
 import torch
 
 from .corruption import MASK, NUM_TYPE_CLASSES, wrap
+from .crystal import CrystalGraph
+from .step_predictor import StepPredictor
 from .geometry import min_distances, volumes
 from .process import CrystalDiffusion, Prediction
 from .trajectory import Trajectory
@@ -41,6 +43,7 @@ class SamplingConfig:
     steps: network-evaluation steps on a strided grid (None = all T steps).
     guidance: classifier-free guidance weight w: eps = (1 + w) eps(c) - w eps(none).
     record: "all" keeps every ``record_stride``-th frame, "final" only the sample.
+    trace: replay the network step from a TorchScript trace (same outputs, less overhead).
     """
 
     sampler: SamplerName = "ddpm"
@@ -50,6 +53,7 @@ class SamplingConfig:
     record: Literal["all", "final"] = "all"
     record_stride: int = 1
     lattice_clip: float = 5.0
+    trace: bool = True
 
     def validate(self, num_steps: int) -> None:
         if self.sampler not in SAMPLERS:
@@ -148,24 +152,20 @@ def _frame_geometry(model: CrystalDiffusion, latents: torch.Tensor, frac: torch.
     return lattices, volumes(lattices.reshape(-1, 3, 3)).view(F, B), torch.cat(distances)
 
 
-def _guided(model: CrystalDiffusion, types, frac, x, num_atoms, batch, t, prop, space_group, w: float,
-            fixed: tuple[torch.Tensor, torch.Tensor] | None = None) -> Prediction:
+def _guided(predictors: tuple[StepPredictor, StepPredictor | None], types: torch.Tensor, frac: torch.Tensor,
+            x: torch.Tensor, t: torch.Tensor, fixed: tuple[torch.Tensor, torch.Tensor], w: float) -> Prediction:
     """Classifier-free guidance: (1 + w) * conditional - w * unconditional, in one doubled batch.
 
-    fixed: the precomputed (conditional, unconditional) fixed contexts, each (B, H).
+    predictors: for the batch and for the batch doubled (None when there is no guidance);
+    fixed: the (conditional, unconditional) time + condition contexts of this step, each (B, H).
     """
-    conditional = prop is not None or space_group is not None
-    if w == 0.0 or not conditional:
-        return model.predict(types, frac, x, num_atoms, batch, t, prop, space_group, None if fixed is None else fixed[0])
-    B = num_atoms.shape[0]
-    none_prop = None if prop is None else torch.full_like(prop, math.nan)
-    none_sg = None if space_group is None else torch.zeros_like(space_group)
-    cat = lambda a, b: None if a is None else torch.cat([a, b])
-    pred = model.predict(torch.cat([types, types]), torch.cat([frac, frac]), torch.cat([x, x]),
-                         torch.cat([num_atoms, num_atoms]), torch.cat([batch, batch + B]), torch.cat([t, t]),
-                         cat(prop, none_prop), cat(space_group, none_sg), None if fixed is None else torch.cat(fixed))
+    plain, doubled = predictors
+    if doubled is None:
+        return plain(types, frac, x, t, fixed[0])
+    B, n_atoms = x.shape[0], types.shape[0]
+    pred = doubled(torch.cat([types, types]), torch.cat([frac, frac]), torch.cat([x, x]), torch.cat([t, t]),
+                   torch.cat(fixed))
     mix = lambda v, n: (1 + w) * v[:n] - w * v[n:]
-    n_atoms = types.shape[0]
     logits = None if pred.type_logits is None else mix(pred.type_logits, n_atoms)
     return Prediction(mix(pred.lattice_eps, B), mix(pred.coord_score, n_atoms), logits)
 
@@ -224,25 +224,29 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     total = len(pairs)
     recorder = _Recorder()
     # every per-step constant computed once: Python floats for the schedule, one batched
-    # time-MLP call for the whole grid (the loop then runs only the message passing)
+    # time-MLP call for the whole grid, the graph's index tensors (the loop then runs only
+    # the message passing and the update)
     sigma, abar = model.sigma.tolist(), model.abar.tolist()
     sigma_1 = sigma[1]
-    score_scale = model.score_norm.rsqrt()
     grid_t = torch.tensor(grid, device=device)
     time_table = model.denoiser.time_context(grid_t)  # (S, H)
     conditions = model.condition_context(num_atoms, prop, space_group)  # (B, H)
     unconditional = model.condition_context(
         num_atoms, None if prop is None else torch.full_like(prop, math.nan),
         None if space_group is None else torch.zeros_like(space_group))
+    guided = config.guidance != 0.0 and (prop is not None or space_group is not None)
+    predictors = (StepPredictor(model, CrystalGraph.build(num_atoms, batch), config.trace),
+                  StepPredictor(model, CrystalGraph.build(torch.cat([num_atoms, num_atoms])), config.trace) if guided else None)
+    recorded_steps: list[int] = []
     for i, (t, s) in enumerate(pairs):
         tt = grid_t[i].expand(B)
         fixed = (time_table[i] + conditions, time_table[i] + unconditional)
         sigma_t, sigma_s, abar_t, abar_s = sigma[t], sigma[s], abar[t], abar[s]
         if config.sampler == "pc":
-            pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance, fixed)
+            pred = _guided(predictors, types, frac, x, tt, fixed, config.guidance)
             gamma = config.step_lr * (sigma_t / sigma_1) ** 2
             frac = wrap(frac + gamma * pred.coord_score + math.sqrt(2 * gamma) * noise.coords())
-        pred = _guided(model, types, frac, x, num_atoms, batch, tt, prop, space_group, config.guidance, fixed)
+        pred = _guided(predictors, types, frac, x, tt, fixed, config.guidance)
 
         x0 = ((x - math.sqrt(1 - abar_t) * pred.lattice_eps) / math.sqrt(abar_t)).clamp(-config.lattice_clip,
                                                                                         config.lattice_clip)
@@ -252,10 +256,11 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
             logits = pred.type_logits.masked_fill(~allowed, float("-inf"))
             probs = torch.softmax(logits, -1)
         if config.record == "all" and i % config.record_stride == 0:
-            recorder.add(t=tt[:1], x=x, frac=frac, types=types, probs=probs if gen else torch.zeros(0, device=device),
-                         x0=x0, pred_frac=wrap(frac + sigma_t ** 2 * pred.coord_score),  # Tweedie's estimate of F_0
-                         eps_norm=pred.lattice_eps.norm(dim=-1),
-                         score_norm=_rms_per_crystal(pred.coord_score * score_scale[t], batch, B))
+            # raw tensors only (no copies: nothing is modified in place); norms and Tweedie
+            # estimates are derived for all frames at once after the loop
+            recorded_steps.append(t)
+            recorder.add(x=x, frac=frac, types=types, probs=probs if gen else torch.zeros(0, device=device),
+                         x0=x0, score=pred.coord_score, eps=pred.lattice_eps)
 
         if config.sampler == "ddim":
             eps = (x - math.sqrt(abar_t) * x0) / math.sqrt(1 - abar_t)
@@ -274,27 +279,33 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
         if progress is not None:
             progress(i + 1, total)
 
-    nan = torch.full((B,), math.nan, device=device)
     final_probs = torch.nn.functional.one_hot(types, NUM_TYPE_CLASSES).float() if gen else torch.zeros(0, device=device)
-    recorder.add(t=torch.zeros(1, dtype=torch.long, device=device), x=x, frac=frac, types=types, probs=final_probs,
-                 x0=x, pred_frac=frac, eps_norm=nan, score_norm=nan)
-    frac_frames = recorder.stacked("frac")
+    recorder.add(x=x, frac=frac, types=types, probs=final_probs, x0=x, score=torch.zeros_like(frac),
+                 eps=torch.full_like(x, math.nan))
+    recorded_steps.append(0)
+    steps = torch.tensor(recorded_steps, device=device)
+    frac_frames, score_frames = recorder.stacked("frac"), recorder.stacked("score")
     lattice, volume, min_dist = _frame_geometry(model, recorder.stacked("x"), frac_frames, num_atoms)
     x0_frames = recorder.stacked("x0")
     pred_lattice = model.lattice_from_latent(x0_frames.reshape(-1, 6), num_atoms.repeat(len(x0_frames)))
+    # Tweedie's estimate of F_0 per frame: F_t + sigma_t^2 score (the final frame has sigma_0 = 0)
+    sigma_frames = model.sigma[steps].view(-1, 1, 1)
+    pred_frac = wrap(frac_frames + sigma_frames ** 2 * score_frames)
+    score_norm = _rms_per_crystal(score_frames * model.score_norm[steps].rsqrt().view(-1, 1, 1), batch, B)
+    score_norm[-1] = math.nan
     return Trajectory(
-        timesteps=recorder.stacked("t").view(-1).cpu(), num_atoms=num_atoms.cpu(),
+        timesteps=steps.cpu(), num_atoms=num_atoms.cpu(),
         lattice=lattice.cpu(), frac_coords=frac_frames.cpu(), types=recorder.stacked("types").cpu(),
         type_probs=recorder.stacked("probs").cpu() if gen else None,
-        pred_lattice=pred_lattice.view(len(x0_frames), B, 3, 3).cpu(), pred_frac_coords=recorder.stacked("pred_frac").cpu(),
-        lattice_noise_norm=recorder.stacked("eps_norm").cpu(), coord_score_norm=recorder.stacked("score_norm").cpu(),
+        pred_lattice=pred_lattice.view(len(x0_frames), B, 3, 3).cpu(), pred_frac_coords=pred_frac.cpu(),
+        lattice_noise_norm=recorder.stacked("eps").norm(dim=-1).cpu(), coord_score_norm=score_norm.cpu(),
         min_distance=min_dist.cpu(), volume=volume.cpu(),
         sampler=config.sampler, seed=int(request.seeds[0]),
     )
 
 
 def _rms_per_crystal(values: torch.Tensor, batch: torch.Tensor, B: int) -> torch.Tensor:
-    """(N, 3) -> (B,) root-mean-square over each crystal's atoms and axes."""
-    sq = torch.zeros(B, device=values.device).index_add_(0, batch, values.pow(2).sum(-1))
+    """(F, N, 3) -> (F, B) root-mean-square over each crystal's atoms and axes, per frame."""
+    sq = values.new_zeros(values.shape[0], B).index_add_(1, batch, values.pow(2).sum(-1))
     count = torch.bincount(batch, minlength=B).clamp(min=1) * 3
     return (sq / count).sqrt()
