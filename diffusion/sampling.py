@@ -134,13 +134,15 @@ class _Recorder:
 
 
 def _frame_geometry(model: CrystalDiffusion, latents: torch.Tensor, frac: torch.Tensor, num_atoms: torch.Tensor,
-                    chunk: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    max_edges: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Lattices, volumes and minimum distances of every recorded frame in a few batched calls.
 
     latents: (F, B, 6); frac: (F, N, 3) -> lattices (F, B, 3, 3), volumes (F, B), min distances (F, B).
-    Frames are treated as F * B crystals, ``chunk`` frames at a time to bound memory.
+    Frames are treated as F * B crystals, as many frames at a time as fit ``max_edges`` atom
+    pairs (each pair is expanded to 27 periodic images: ~1 kB per pair), to bound memory.
     """
     F, B = latents.shape[:2]
+    chunk = max(1, max_edges // int((num_atoms ** 2).sum()))
     lattices = model.lattice_from_latent(latents.reshape(F * B, 6), num_atoms.repeat(F)).view(F, B, 3, 3)
     distances = []
     for start in range(0, F, chunk):

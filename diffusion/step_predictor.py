@@ -25,6 +25,9 @@ from .process import CrystalDiffusion, Prediction
 _CACHE_ATTRIBUTE = "_traced_steps"
 MAX_CACHED_TRACES = 16
 DEFAULT_MAX_EDGES = 8192
+# The TorchScript interpreter keeps more intermediates alive than eager mode (~300 MB more for
+# 256 perovskites); above this many edges the step is arithmetic-bound and tracing gains nothing.
+MAX_TRACED_EDGES = 4096
 
 
 class _PredictWithGraph(nn.Module):
@@ -84,7 +87,10 @@ class _GraphStep:
             g = self.graph
             pred = self.model.predict(types, frac, x, g.num_atoms, g.batch, t, None, None, fixed, g)
             return pred.lattice_eps, pred.coord_score, pred.type_logits
-        eps, score, logits = self.traced(types, frac, x, t, fixed, *self._graph_tensors())
+        # always without autograd: the TorchScript executor specializes its plan on the grad mode
+        # of the first calls, and a plan that saves tensors for backward fails on inference tensors
+        with torch.no_grad():
+            eps, score, logits = self.traced(types, frac, x, t, fixed, *self._graph_tensors())
         return eps, score, logits if self.model.model_config.predict_types else None
 
 
@@ -92,7 +98,8 @@ class StepPredictor:
     """Evaluates the model at a fixed batch: ``predictor(types, frac, x, t, fixed) -> Prediction``.
 
     fixed: (B, H) the precomputed time + condition context of the step (conditions enter only
-    through it). Batches with more than ``max_edges`` edges are evaluated in consecutive chunks
+    through it); only graphs of at most ``MAX_TRACED_EDGES`` edges are traced. Batches with
+    more than ``max_edges`` edges are evaluated in consecutive chunks
     of whole crystals: the per-edge tensors of each chunk stay in cache, where a 256-crystal
     batch of 20-atom cells (100k edges, ~100 MB per tensor) would stream through memory; the
     crystals do not interact, so the result is the same. With ``trace=False`` (or if tracing
@@ -113,7 +120,8 @@ class StepPredictor:
             n_atoms = sum(counts[start:stop])
             whole = start == 0 and stop == len(counts)
             sub = graph if whole else CrystalGraph.build(graph.num_atoms[start:stop])
-            self.chunks.append((slice(start, stop), slice(atom_start, atom_start + n_atoms), _GraphStep(model, sub, trace)))
+            step = _GraphStep(model, sub, trace and edges <= MAX_TRACED_EDGES)
+            self.chunks.append((slice(start, stop), slice(atom_start, atom_start + n_atoms), step))
             start, atom_start = stop, atom_start + n_atoms
 
     @property
