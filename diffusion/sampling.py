@@ -145,25 +145,29 @@ class _Recorder:
         return self.buffers[key][: self.count]
 
 
-def _frame_geometry(model: CrystalDiffusion, latents: torch.Tensor, frac: torch.Tensor, num_atoms: torch.Tensor,
-                    max_edges: int = 1 << 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Lattices, volumes and minimum distances of every recorded frame in a few batched calls.
+def _frame_geometry(model: CrystalDiffusion, latents: torch.Tensor, predicted: torch.Tensor, frac: torch.Tensor,
+                    num_atoms: torch.Tensor, max_edges: int = 1 << 16
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Lattices, volumes, minimum distances and predicted lattices of every recorded frame.
 
-    latents: (F, B, 6); frac: (F, N, 3) -> lattices (F, B, 3, 3), volumes (F, B), min distances (F, B).
+    latents, predicted: (F, B, 6) the frame's lattice latent x_t and its x0 estimate; frac: (F, N, 3)
+    -> lattices (F, B, 3, 3), volumes (F, B), min distances (F, B), predicted lattices (F, B, 3, 3).
     Frames are treated as F * B crystals, as many frames at a time as fit ``max_edges`` atom
     pairs (each pair is expanded to 27 periodic images: ~1 kB per pair), to bound memory.
     """
     F, B = latents.shape[:2]
     chunk = max(1, max_edges // int((num_atoms ** 2).sum()))
-    lattices = model.lattice_from_latent(latents.reshape(F * B, 6), num_atoms.repeat(F)).view(F, B, 3, 3)
-    distances = []
+    lattices, pred_lattices, distances = [], [], []
     for start in range(0, F, chunk):
         n = min(chunk, F - start)
         counts = num_atoms.repeat(n)
+        lattice = model.lattice_from_latent(latents[start:start + n].reshape(n * B, 6), counts)
+        pred_lattices.append(model.lattice_from_latent(predicted[start:start + n].reshape(n * B, 6), counts).view(n, B, 3, 3))
         batch = torch.repeat_interleave(torch.arange(n * B, device=counts.device), counts)
-        distances.append(min_distances(frac[start:start + n].reshape(-1, 3), lattices[start:start + n].reshape(-1, 3, 3),
-                                       counts, batch).view(n, B))
-    return lattices, volumes(lattices.reshape(-1, 3, 3)).view(F, B), torch.cat(distances)
+        distances.append(min_distances(frac[start:start + n].reshape(-1, 3), lattice, counts, batch).view(n, B))
+        lattices.append(lattice.view(n, B, 3, 3))
+    lattice = torch.cat(lattices)
+    return lattice, volumes(lattice.reshape(-1, 3, 3)).view(F, B), torch.cat(distances), torch.cat(pred_lattices)
 
 
 def _guided(predictors: tuple[StepPredictor, StepPredictor | None], types: torch.Tensor, frac: torch.Tensor,
@@ -300,9 +304,8 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     recorded_steps.append(0)
     steps = torch.tensor(recorded_steps, device=device)
     frac_frames, score_frames = recorder.stacked("frac"), recorder.stacked("score")
-    lattice, volume, min_dist = _frame_geometry(model, recorder.stacked("x"), frac_frames, num_atoms)
-    x0_frames = recorder.stacked("x0")
-    pred_lattice = model.lattice_from_latent(x0_frames.reshape(-1, 6), num_atoms.repeat(len(x0_frames)))
+    lattice, volume, min_dist, pred_lattice = _frame_geometry(model, recorder.stacked("x"), recorder.stacked("x0"),
+                                                              frac_frames, num_atoms)
     # Tweedie's estimate of F_0 per frame: F_t + sigma_t^2 score (the final frame has sigma_0 = 0)
     sigma_frames = model.sigma[steps].view(-1, 1, 1)
     pred_frac = wrap(frac_frames + sigma_frames ** 2 * score_frames)
@@ -312,7 +315,7 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
         timesteps=steps.cpu(), num_atoms=num_atoms.cpu(),
         lattice=lattice.cpu(), frac_coords=frac_frames.cpu(), types=recorder.stacked("types").cpu(),
         type_probs=recorder.stacked("probs").cpu() if gen else None,
-        pred_lattice=pred_lattice.view(len(x0_frames), B, 3, 3).cpu(), pred_frac_coords=pred_frac.cpu(),
+        pred_lattice=pred_lattice.cpu(), pred_frac_coords=pred_frac.cpu(),
         lattice_noise_norm=recorder.stacked("eps").norm(dim=-1).cpu(), coord_score_norm=score_norm.cpu(),
         min_distance=min_dist.cpu(), volume=volume.cpu(),
         sampler=config.sampler, seed=int(request.seeds[0]),
