@@ -22,6 +22,7 @@ from .model import CrystalDenoiser, DenoiserConfig
 from .schedules import geometric_sigmas, make_schedule
 
 Task = Literal["csp", "gen"]
+TRACE_CACHE_ATTRIBUTE = "_traced_steps"  # where step_predictor keeps a model's traced sampling steps
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class CrystalDiffusion(nn.Module):
         """Copies and pickles leave out the sampler's cached traces (``step_predictor``): a trace
         is bound to the parameters of the model that recorded it, not to those of a copy."""
         state = dict(super().__getstate__())
-        state.pop("_traced_steps", None)
+        state.pop(TRACE_CACHE_ATTRIBUTE, None)
         return state
 
     @property

@@ -4,7 +4,7 @@ A sampler calls ``model.predict`` hundreds of times on tensors of identical shap
 mode most of a small crystal's step is Python and dispatcher overhead (module calls, argument
 handling), not arithmetic. ``torch.jit.trace`` records the step's tensor operations once and
 replays them without the Python layer: the same operations on the same parameters, so the
-outputs are bit-identical (checked in tests/test_sampling.py), ~30% less time per step on CPU.
+outputs are identical (checked in tests/test_step_predictor.py), ~30% less time per step on CPU.
 
 Traces share the model's parameters (they are not frozen), so a model that keeps training
 (the Train page) is always evaluated with its current weights. They are kept on the model
@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from .crystal import CrystalGraph
-from .process import CrystalDiffusion, Prediction
+from .process import TRACE_CACHE_ATTRIBUTE, CrystalDiffusion, Prediction
 
-_CACHE_ATTRIBUTE = "_traced_steps"
 MAX_CACHED_TRACES = 16
 DEFAULT_MAX_EDGES = 8192
 # The TorchScript interpreter keeps more intermediates alive than eager mode (~300 MB more for
@@ -58,7 +57,7 @@ class _GraphStep:
     def _cached_trace(self):
         g, model = self.graph, self.model
         key = (str(model.device), model.abar.dtype, tuple(g.src.shape), tuple(g.batch.shape), tuple(g.num_atoms.shape))
-        cache: OrderedDict = model.__dict__.setdefault(_CACHE_ATTRIBUTE, OrderedDict())
+        cache: OrderedDict = model.__dict__.setdefault(TRACE_CACHE_ATTRIBUTE, OrderedDict())
         if key in cache:
             cache.move_to_end(key)
             return cache[key]

@@ -6,6 +6,7 @@ import torch
 
 from diffusion.crystal import CrystalGraph, fully_connected_edges
 from diffusion.sampling import SampleRequest, SamplingConfig, sample
+from diffusion.process import TRACE_CACHE_ATTRIBUTE
 from diffusion.step_predictor import StepPredictor
 
 PEROVSKITES = ((38, 22, 8, 8, 8), (56, 22, 8, 8, 8), (11, 17))
@@ -27,7 +28,7 @@ def test_traced_sampling_equals_eager_sampling(tiny_csp, sampler, guidance):
     traced = sample(tiny_csp, request, SamplingConfig(sampler=sampler, steps=12, guidance=guidance, trace=True))
     eager = sample(tiny_csp, request, SamplingConfig(sampler=sampler, steps=12, guidance=guidance, trace=False))
     _assert_same_trajectory(traced, eager)
-    assert tiny_csp.__dict__.get("_traced_steps"), "the traced path was not taken"
+    assert tiny_csp.__dict__.get(TRACE_CACHE_ATTRIBUTE), "the traced path was not taken"
 
 
 def test_traced_ab_initio_sampling_equals_eager(tiny_gen):
@@ -90,7 +91,7 @@ def test_a_copied_model_does_not_share_traces(tiny_csp):
             torch.randn(2, tiny_csp.model_config.hidden))
     assert StepPredictor(tiny_csp, graph).traced  # the original now has this shape's trace cached
     clone = copy.deepcopy(tiny_csp)
-    assert not clone.__dict__.get("_traced_steps")
+    assert not clone.__dict__.get(TRACE_CACHE_ATTRIBUTE)
     with torch.no_grad():
         for p in clone.denoiser.coord_head.parameters():
             p.mul_(3.0)
