@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 import torch
 from pymatgen.core.periodic_table import Element
 
-from .crystal import Crystal, CrystalBatch
+from .crystal import Crystal, CrystalBatch, CrystalGraph
 from .process import CrystalDiffusion
 from .schedules import SCHEDULE_NAMES
 from .train import TrainConfig, build_model
@@ -269,11 +269,13 @@ def noise_prediction(model: CrystalDiffusion, crystal: Crystal, t: int, seed: in
     batch = CrystalBatch.from_crystals([crystal]).to(device)
     generator = torch.Generator(device=device).manual_seed(int(seed))
     tt = torch.full((1,), int(t), dtype=torch.long, device=device)
-    noised = model.corrupt(batch, tt, generator)   # the same draws and formulas as the loss, at a chosen t
+    graph = CrystalGraph.build(batch.num_atoms, batch.batch)  # one graph for the targets and the prediction
+    noised = model.corrupt(batch, tt, generator, graph)   # the same draws and formulas as the loss, at a chosen t
     x_t, eps, frac_t, target = noised.x_t, noised.eps, noised.frac_t, noised.target_score
     scale = model.score_norm[noised.t_atom].sqrt().unsqueeze(-1)
     prop = torch.full((1,), math.nan, device=device) if model.model_config.use_property else None
     space_group = torch.zeros(1, dtype=torch.long, device=device) if model.model_config.use_space_group else None
-    prediction = model.predict(batch.atomic_numbers, frac_t, x_t, batch.num_atoms, batch.batch, tt, prop, space_group)
+    prediction = model.predict(batch.atomic_numbers, frac_t, x_t, batch.num_atoms, batch.batch, tt, prop, space_group,
+                               graph=graph)
     return NoisePrediction(int(t), eps[0].float().cpu(), prediction.lattice_eps[0].float().cpu(),
                            target.float().cpu(), (prediction.coord_score / scale).float().cpu())

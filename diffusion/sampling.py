@@ -26,9 +26,9 @@ import torch
 
 from .corruption import MASK, NUM_TYPE_CLASSES, wrap
 from .crystal import CrystalGraph
-from .step_predictor import StepPredictor
 from .geometry import min_distances, volumes
 from .process import CrystalDiffusion, Prediction
+from .step_predictor import StepPredictor
 from .trajectory import Trajectory
 
 SamplerName = Literal["ddpm", "pc", "ddim"]
@@ -275,8 +275,7 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
             logits = pred.type_logits.masked_fill(~allowed, float("-inf"))
             probs = torch.softmax(logits, -1)
         if config.record == "all" and i % config.record_stride == 0:
-            # raw tensors only (no copies: nothing is modified in place); norms and Tweedie
-            # estimates are derived for all frames at once after the loop
+            # raw state only; norms and Tweedie estimates are derived for all frames at once after the loop
             recorded_steps.append(t)
             recorder.add(x=x, frac=frac, types=types, probs=probs if gen else torch.zeros(0, device=device),
                          x0=x0, score=pred.coord_score, eps=pred.lattice_eps)
