@@ -82,6 +82,42 @@ class TrainResult:
     weights_checksum: float = 0.0   # sum of all trained weights (float64): equal on every DDP rank
 
 
+def hardware_description(world: int) -> str:
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}{gpu}, {world} process(es)"
+
+
+def legacy_segments(card: dict) -> list[dict]:
+    """Segments for a card written before they were recorded: one run on the card's hardware and batch size."""
+    steps = int(card.get("steps", 0))
+    if not steps:
+        return []
+    return [{"from_step": 0, "to_step": steps, "batch_size": int(card.get("batch_size", 0)),
+             "hardware": card.get("hardware", "?"), "wall_seconds": float(card.get("wall_seconds", 0.0))}]
+
+
+def extend_segments(segments: list[dict], current: dict) -> list[dict]:
+    """The training record with the current run appended.
+
+    A run that continues the last segment on the same hardware with the same batch size is merged into it,
+    so a model resumed session after session on one machine keeps one row.
+    """
+    if segments:
+        last = segments[-1]
+        if (last["hardware"], last["batch_size"], last["to_step"]) == (current["hardware"], current["batch_size"],
+                                                                       current["from_step"]):
+            merged = dict(last, to_step=current["to_step"],
+                          wall_seconds=round(last["wall_seconds"] + current["wall_seconds"], 1))
+            return [*segments[:-1], merged]
+    return [*segments, current]
+
+
+def epochs_trained(segments: list[dict], num_train: int) -> float:
+    """Passes over the training split, counted per segment because the batch size may differ between them."""
+    seen = sum((s["to_step"] - s["from_step"]) * s["batch_size"] for s in segments)
+    return seen / max(num_train, 1)
+
+
 def build_model(config: TrainConfig, train_crystals) -> CrystalDiffusion:
     """A fresh model with normalization statistics fitted on the training split."""
     lattices = torch.stack([c.lattice for c in train_crystals])
@@ -149,7 +185,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
     model = build_model(config, train_crystals).to(device)
     ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    step, wall_before, history = 0, 0.0, []
+    step, wall_before, history, segments = 0, 0.0, [], []
     out = Path(config.out)
     if config.state_path.is_file():
         state = torch.load(config.state_path, map_location="cpu", weights_only=True)
@@ -158,6 +194,8 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         model.load_state_dict(state["model"]); ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         step, wall_before, history = int(state["step"]), float(state["wall_seconds"]), list(state["history"])
+        segments = list(state.get("segments") or legacy_segments({"steps": step, "wall_seconds": wall_before,
+                                                                   **(load_card(out) if out.is_file() else {})}))
         if rank == 0:
             print(f"resuming from {config.state_path} at step {step}", file=sys.stderr)
     elif out.is_file():
@@ -166,6 +204,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         card = shipped.get("card", {})
         step, wall_before = int(card.get("steps", 0)), float(card.get("wall_seconds", 0.0))
         history = list(card.get("history", []))
+        segments = list(card.get("segments") or legacy_segments(card))
         if rank == 0:
             print(f"resuming from shipped weights {out} at step {step} (fresh optimizer)", file=sys.stderr)
     wrapped = model
@@ -175,28 +214,34 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
 
     generator = torch.Generator(device=device).manual_seed(config.seed * 1000 + step + rank)
     order_rng = np.random.default_rng(config.seed + step)
-    steps_per_epoch = max(1, math.ceil(len(train_crystals) / config.batch_size))
     stop = {"flag": False}
 
     def request_stop(signum, frame):
         stop["flag"] = True
 
     old_handler = signal.signal(signal.SIGTERM, request_stop) if rank == 0 and _main_thread() else None
-    start_time = time.time()
+    start_time, start_step = time.time(), step
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
         bar = tqdm(total=config.max_steps, initial=step, desc=f"train {out.stem}", unit="step", file=sys.stderr,
                    mininterval=5)
 
+    def training_record() -> list[dict]:
+        return extend_segments(segments, {"from_step": start_step, "to_step": step, "batch_size": config.batch_size,
+                                          "hardware": hardware_description(world),
+                                          "wall_seconds": round(time.time() - start_time, 1)})
+
     def save() -> None:
         if rank != 0:
             return
         wall = wall_before + time.time() - start_time
+        record = training_record()
         atomic_torch_save({"format": STATE_FORMAT, "model": model.state_dict(), "ema": ema.state_dict(),
                            "optimizer": optimizer.state_dict(), "step": step, "wall_seconds": wall,
-                           "history": history}, config.state_path)
-        card = make_card(config, model, dataset, train_crystals, val_crystals, step, wall, history, command, world)
+                           "history": history, "segments": record}, config.state_path)
+        card = make_card(config, model, dataset, train_crystals, val_crystals, step, wall, history, command, world,
+                         record)
         card["metrics"] = load_card(out).get("metrics", {}) if out.is_file() else {}
         save_checkpoint(ema, out, card)
 
@@ -249,7 +294,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return TrainResult(step, step / steps_per_epoch, train_loss, val, wall_before + time.time() - start_time, history,
+    return TrainResult(step, epochs_trained(training_record(), len(train_crystals)), train_loss, val, wall_before + time.time() - start_time, history,
                        checksum)
 
 
@@ -259,8 +304,9 @@ def _main_thread() -> bool:
 
 
 def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_crystals, val_crystals, step: int,
-              wall: float, history: list, command: str, world: int) -> dict:
-    steps_per_epoch = max(1, math.ceil(len(train_crystals) / config.batch_size))
+              wall: float, history: list, command: str, world: int, segments: list[dict] | None = None) -> dict:
+    segments = segments or [{"from_step": 0, "to_step": step, "batch_size": config.batch_size,
+                             "hardware": hardware_description(world), "wall_seconds": round(wall, 1)}]
     return {
         "name": Path(config.out).stem,
         "task": config.task,
@@ -276,12 +322,12 @@ def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_cryst
         "process": model.process.to_dict(),
         "parameters": count_parameters(model.denoiser),
         "steps": step,
-        "epochs": round(step / steps_per_epoch, 2),
+        "epochs": round(epochs_trained(segments, len(train_crystals)), 2),
         "batch_size": config.batch_size,
         "lr": config.lr,
         "wall_seconds": round(wall, 1),
-        "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
-                    + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "") + f", {world} process(es)",
+        "hardware": hardware_description(world),
+        "segments": segments,
         "history": history,
         "train_config": asdict(config),
     }

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from diffusion import Crystal, ForwardSetup, forward_noise
+from diffusion.checkpoints import hardware_summary
 
 from .examples import example_structure
 from .layout import PAGES, page_link
@@ -107,7 +108,7 @@ def _card(entry) -> None:
         f"- **Elements known:** {len(info.elements) if info else '?'}; **diffusion steps T:** {info.num_steps if info else '?'}",
         f"- **Parameters:** {card['parameters']:,}" if isinstance(card.get("parameters"), int) else "- **Parameters:** ?",
         f"- **Training:** {card.get('steps', '?')} optimizer steps ({card.get('epochs', '?')} epochs), "
-        f"{_fmt_seconds(card.get('wall_seconds'))} on {card.get('hardware', '?')}",
+        f"{_fmt_seconds(card.get('wall_seconds'))} on {hardware_summary(card)}",
     ]
     st.markdown("\n".join(lines))
     metrics = card.get("metrics") or {}

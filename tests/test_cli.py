@@ -135,3 +135,29 @@ def test_download_failure_is_one_line(monkeypatch, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "could not download" in err[0]
     assert not list(tmp_path.rglob("*.csv")), "no partial files left behind"
+
+
+def test_training_record_keeps_each_machine_and_batch_size(tmp_path, perov_rows):
+    """A run resumed with another batch size (say on a GPU) adds a segment; epochs count each segment's batch."""
+    import json
+    base = ("train", "--data", str(perov_rows), "--out", str(tmp_path / "m.pt"), "--hidden", "16", "--layers", "1",
+            "--frequencies", "4", "--num-steps", "20", "--checkpoint-every", "5", "--quiet",
+            "--run-dir", str(tmp_path / "run"))
+    assert cli(*base, "--batch-size", "8", "--max-steps", "10").returncode == 0
+    assert cli(*base, "--batch-size", "8", "--max-steps", "15").returncode == 0
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert [(s["from_step"], s["to_step"], s["batch_size"]) for s in card["segments"]] == [(0, 15, 8)]
+    assert cli(*base, "--batch-size", "4", "--max-steps", "20").returncode == 0
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert [(s["from_step"], s["to_step"], s["batch_size"]) for s in card["segments"]] == [(0, 15, 8), (15, 20, 4)]
+    assert card["epochs"] == round((15 * 8 + 5 * 4) / card["split"]["train"], 2)
+
+
+def test_hardware_summary_names_every_machine():
+    from diffusion.checkpoints import hardware_summary
+    one = {"hardware": "cpu box", "segments": [{"hardware": "cpu box", "from_step": 0, "to_step": 5}]}
+    assert hardware_summary(one) == "cpu box"
+    two = {"hardware": "gpu box", "segments": [
+        {"hardware": "cpu box", "from_step": 0, "to_step": 5, "batch_size": 8, "wall_seconds": 1.0},
+        {"hardware": "gpu box", "from_step": 5, "to_step": 9, "batch_size": 32, "wall_seconds": 2.0}]}
+    assert "cpu box (steps 0-5" in hardware_summary(two) and "gpu box (steps 5-9" in hardware_summary(two)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One GPU lease (the `device` tool) spent in one prepared command: train the three models that need the
+# most compute on the GPU (all three at once: each is launch-bound and leaves the GPU mostly idle), then
+# check the CUDA path end to end (sample, evaluate) and time sampling with benchmarks/sampling_speed.py.
+#
+# Run from the repository root on the GPU machine, carrying two ignored folders made here:
+#   .whl      pymatgen, pymatgen-core, monty, spglib, ruamel.yaml, uncertainties, palettable, orjson, SMACT
+#             wheels for the GPU machine's Python (3.12; it has torch, numpy, scipy, pandas already)
+#   .gpudata  gpudata.tar.xz: data/<dataset>/*.csv copied from ../shared/data and cache/ (this repo's
+#             parsed-dataset cache), compressed so the working tree stays inside the 64 MiB a call carries
+# Results land under $OUT: one tar per trained checkpoint (weights + card) and logs.tar.
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-out/gpu}
+TRAIN_MINUTES=${TRAIN_MINUTES:-5}
+mkdir -p "$OUT" /tmp/logs
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  && export PYTHONPATH=/tmp/site || exit 1
+mkdir -p /tmp/gpudata ../shared/data && tar -C /tmp/gpudata -xJf .gpudata/gpudata.tar.xz \
+  && cp -r /tmp/gpudata/data/* ../shared/data/ || exit 1
+export CRYSTAL_DIFFUSION_CACHE=/tmp/gpudata/cache
+pack_logs() { tar -C /tmp -cf "$OUT/logs.tar" logs; }
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  python3 -c "import sys, torch; print(sys.version); print(torch.__version__, torch.cuda.get_device_name())"; } \
+  > /tmp/logs/env.txt 2>&1
+cat /tmp/logs/env.txt
+
+# smoke: the CUDA sampling path, before minutes go into training
+timeout 60 python3 -m diffusion sample --checkpoint perov_5 --composition SrTiO3 --num-samples 4 --sampler ddim \
+  --steps 50 --device cuda --out /tmp/smoke > /tmp/logs/smoke.log 2>&1
+echo "smoke rc=$?"; tail -3 /tmp/logs/smoke.log; pack_logs
+
+common="--device cuda --threads 4 --max-minutes $TRAIN_MINUTES --max-steps 1000000 --checkpoint-every 500"
+python3 -m diffusion train --data ../shared/data/mp_20/val.csv ../shared/data/mp_20/train_part.csv \
+  --out checkpoints/mp_20.pt --property formation_energy_per_atom --space-group --batch-size 512 --val-every 1000 \
+  $common > /tmp/logs/train_mp_20.log 2>&1 &
+python3 -m diffusion train --data ../shared/data/carbon_24/val.csv --out checkpoints/carbon_24.pt --task gen \
+  --max-atoms 24 --batch-size 256 --val-every 500 $common > /tmp/logs/train_carbon_24.log 2>&1 &
+python3 -m diffusion train --data ../shared/data/perov_5/val.csv --out checkpoints/perov_5_gen.pt --task gen \
+  --property heat_ref --batch-size 512 --val-every 500 $common > /tmp/logs/train_perov_5_gen.log 2>&1 &
+wait
+for name in mp_20 carbon_24 perov_5_gen; do
+  tail -c 600 /tmp/logs/train_$name.log; echo
+  tar -C checkpoints -cf "$OUT/$name.tar" $name.pt $name.json $name.md
+done
+pack_logs
+
+# evaluation end to end on the GPU (sampling there, matching on the CPU)
+timeout 90 python3 -m diffusion evaluate --checkpoint perov_5 --sampler ddim --steps 100 --limit 100 --device cuda \
+  --json /tmp/logs/eval_perov_5_cuda.json > /tmp/logs/eval_perov_5_cuda.log 2>&1
+echo "evaluate rc=$?"; tail -5 /tmp/logs/eval_perov_5_cuda.log; pack_logs
+
+timeout 140 python3 benchmarks/sampling_speed.py --device cuda --threads 4 > /tmp/logs/sampling_speed_cuda.md 2>&1
+echo "benchmark rc=$?"; cat /tmp/logs/sampling_speed_cuda.md; pack_logs
