@@ -81,10 +81,11 @@ def save_checkpoint(model: CrystalDiffusion, path: str | Path, card: dict | None
 def hardware_summary(card: dict) -> str:
     """Where a model was trained: the one machine, or each segment's machine with its step range."""
     segments = card.get("segments") or []
-    if len({seg.get("hardware") for seg in segments}) <= 1:
+    if len(segments) <= 1:
         return str(card.get("hardware", "?"))
     return "; then ".join(f"{seg.get('hardware')} (steps {seg.get('from_step')}-{seg.get('to_step')}, "
-                          f"batch {seg.get('batch_size')}, {seg.get('wall_seconds')} s)" for seg in segments)
+                          f"batch {seg.get('batch_size')}, lr {seg.get('lr')}, {seg.get('wall_seconds')} s)"
+                          for seg in segments)
 
 
 def card_markdown(card: dict) -> str:
@@ -98,7 +99,9 @@ def card_markdown(card: dict) -> str:
              f"- conditions: {card.get('conditions')}",
              f"- parameters: {card.get('parameters')}; architecture: {card.get('architecture')}",
              f"- training: {card.get('steps')} steps ({card.get('epochs')} epochs), "
-             f"{card.get('wall_seconds')} s wall time on {hardware_summary(card)}", "",
+             f"{card.get('wall_seconds')} s wall time on {hardware_summary(card)}",
+             *[f"- steps {seg.get('from_step')}-{seg.get('to_step')}: `{seg.get('command')}`"
+               for seg in card.get("segments") or [] if len(card.get("segments")) > 1], "",
              "## Validation metrics", ""]
     metrics = card.get("metrics") or {}
     if not metrics:

@@ -50,6 +50,13 @@ def finite_float(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    value = finite_float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -76,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", default="cosine")
     t.add_argument("--batch-size", type=positive_int, default=256)
     t.add_argument("--lr", type=finite_float, default=1e-3)
+    t.add_argument("--drop-probability", type=probability, default=0.1,
+                   help="classifier-free guidance: chance a training crystal's conditions are hidden")
+    t.add_argument("--space-group-drop", type=probability, default=None,
+                   help="the same for the space group alone (default: --drop-probability); larger values "
+                        "train the composition-only mode of a space-group model harder")
     t.add_argument("--max-steps", type=positive_int, default=10_000)
     t.add_argument("--max-minutes", type=finite_float, default=0.0, help="stop (and save) after this wall time")
     t.add_argument("--checkpoint-every", type=positive_int, default=200)

@@ -214,8 +214,15 @@ class CrystalDiffusion(nn.Module):
             graph = CrystalGraph.build(batch.num_atoms, batch.batch)
         return Corrupted(x_t, eps, frac_t, remove_translation(target_score, graph), t_atom)
 
-    def loss(self, batch: CrystalBatch, generator: torch.Generator | None = None, drop_probability: float = 0.1) -> LossTerms:
-        """Denoising loss on a clean batch: lattice eps-MSE + normalized-score MSE (+ masked-type CE)."""
+    def loss(self, batch: CrystalBatch, generator: torch.Generator | None = None, drop_probability: float = 0.1,
+             space_group_drop: float | None = None) -> LossTerms:
+        """Denoising loss on a clean batch: lattice eps-MSE + normalized-score MSE (+ masked-type CE).
+
+        Each condition is dropped independently (classifier-free guidance): the property with
+        ``drop_probability``, the space group with ``space_group_drop`` (default: the same). A model
+        meant to work well from the composition alone wants a larger space-group drop than the
+        usual 0.1, since only the dropped crystals train its "no space group" mode.
+        """
         device, B, N = batch.device, batch.num_crystals, batch.frac_coords.shape[0]
         t = torch.randint(1, self.num_steps + 1, (B,), device=device, generator=generator)
         graph = CrystalGraph.build(batch.num_atoms, batch.batch)
@@ -230,7 +237,8 @@ class CrystalDiffusion(nn.Module):
             drop = torch.rand(B, device=device, generator=generator) < drop_probability
             prop = torch.where(drop, torch.full_like(prop, math.nan), prop)
         if space_group is not None:
-            drop = torch.rand(B, device=device, generator=generator) < drop_probability
+            sg_drop = drop_probability if space_group_drop is None else space_group_drop
+            drop = torch.rand(B, device=device, generator=generator) < sg_drop
             space_group = torch.where(drop, torch.zeros_like(space_group), space_group)
         eps_hat, score_hat, logits = self._network(types, frac_t, x_t, batch.num_atoms, batch.batch, t, prop, space_group,
                                                    graph=graph)
@@ -245,9 +253,9 @@ class CrystalDiffusion(nn.Module):
         return LossTerms(total, lattice_loss.detach(), coord_loss.detach(), type_loss.detach())
 
     def forward(self, batch: CrystalBatch, generator: torch.Generator | None = None,
-                drop_probability: float = 0.1) -> LossTerms:
+                drop_probability: float = 0.1, space_group_drop: float | None = None) -> LossTerms:
         """The training loss (``forward`` so that DistributedDataParallel can wrap the model)."""
-        return self.loss(batch, generator, drop_probability)
+        return self.loss(batch, generator, drop_probability, space_group_drop)
 
     def _normalized(self, x: torch.Tensor, num_atoms: torch.Tensor) -> torch.Tensor:
         """(B, 6) latent -> (B, 3, 3) dimensionless lattice L~ = L / (c N^(1/3)) fed to the network."""

@@ -56,6 +56,7 @@ class TrainConfig:
     lr: float = 1e-3
     ema_decay: float = 0.999
     drop_probability: float = 0.1
+    space_group_drop: float | None = None   # None = drop_probability
     max_steps: int = 10_000
     max_minutes: float = 0.0            # 0 = no time limit
     checkpoint_every: int = 200
@@ -92,21 +93,23 @@ def legacy_segments(card: dict) -> list[dict]:
     steps = int(card.get("steps", 0))
     if not steps:
         return []
-    return [{"from_step": 0, "to_step": steps, "batch_size": int(card.get("batch_size", 0)),
-             "hardware": card.get("hardware", "?"), "wall_seconds": float(card.get("wall_seconds", 0.0))}]
+    return [{"from_step": 0, "to_step": steps, "batch_size": int(card.get("batch_size", 0)), "lr": card.get("lr"),
+             "hardware": card.get("hardware", "?"), "wall_seconds": float(card.get("wall_seconds", 0.0)),
+             "command": card.get("command", "")}]
 
 
 def extend_segments(segments: list[dict], current: dict) -> list[dict]:
     """The training record with the current run appended.
 
-    A run that continues the last segment on the same hardware with the same batch size is merged into it,
-    so a model resumed session after session on one machine keeps one row.
+    A run that continues the last segment on the same hardware with the same batch size and learning rate
+    is merged into it (keeping the latest command), so a model resumed session after session on one
+    machine keeps one row.
     """
     if segments:
         last = segments[-1]
-        if (last["hardware"], last["batch_size"], last["to_step"]) == (current["hardware"], current["batch_size"],
-                                                                       current["from_step"]):
-            merged = dict(last, to_step=current["to_step"],
+        key = ("hardware", "batch_size", "lr")
+        if [last.get(k) for k in key] == [current.get(k) for k in key] and last["to_step"] == current["from_step"]:
+            merged = dict(last, to_step=current["to_step"], command=current.get("command", ""),
                           wall_seconds=round(last["wall_seconds"] + current["wall_seconds"], 1))
             return [*segments[:-1], merged]
     return [*segments, current]
@@ -160,8 +163,11 @@ def _distributed() -> tuple[int, int]:
 
 
 @torch.no_grad()
-def validation_loss(model: CrystalDiffusion, crystals, config: TrainConfig, device) -> float:
-    """Mean loss on (up to val_size) validation crystals with fixed noise draws, so values compare across steps."""
+def validation_loss(model: CrystalDiffusion, crystals, config: TrainConfig, device, drop: float = 0.0) -> float:
+    """Mean loss on (up to val_size) validation crystals with fixed noise draws, so values compare across steps.
+
+    drop=0 scores the model with every condition given; drop=1 with none (the composition alone for CSP).
+    """
     if not crystals:
         return math.nan
     model.eval()
@@ -171,7 +177,7 @@ def validation_loss(model: CrystalDiffusion, crystals, config: TrainConfig, devi
     for start in range(0, len(subset), config.batch_size):
         chunk = subset[start:start + config.batch_size]
         batch = CrystalBatch.from_crystals(chunk, config.property_name).to(device)
-        total += float(model.loss(batch, generator, drop_probability=0.0).total) * len(chunk)
+        total += float(model.loss(batch, generator, drop_probability=drop).total) * len(chunk)
         weight += len(chunk)
     model.train()
     return total / weight
@@ -229,8 +235,8 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
 
     def training_record() -> list[dict]:
         return extend_segments(segments, {"from_step": start_step, "to_step": step, "batch_size": config.batch_size,
-                                          "hardware": hardware_description(world),
-                                          "wall_seconds": round(time.time() - start_time, 1)})
+                                          "lr": config.lr, "hardware": hardware_description(world),
+                                          "wall_seconds": round(time.time() - start_time, 1), "command": command})
 
     def save() -> None:
         if rank != 0:
@@ -259,7 +265,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
             cursor += config.batch_size
             batch = CrystalBatch.from_crystals([train_crystals[i] for i in indices], config.property_name).to(device)
             # through the DDP wrapper's forward (= loss) so that gradients are all-reduced
-            terms = wrapped(batch, generator, config.drop_probability)
+            terms = wrapped(batch, generator, config.drop_probability, config.space_group_drop)
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -274,10 +280,14 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
                 bar.set_postfix(loss=f"{train_loss:.3f}", L=f"{float(terms.lattice):.3f}", F=f"{float(terms.coords):.3f}", refresh=False)
             if step % config.val_every == 0 and rank == 0:
                 val = validation_loss(ema, val_crystals, config, device)
-                history.append({"step": step, "train_loss": round(train_loss, 5), "val_loss": round(val, 5),
-                                "wall_seconds": round(wall_before + time.time() - start_time, 1)})
+                entry = {"step": step, "train_loss": round(train_loss, 5), "val_loss": round(val, 5)}
+                if config.property_name or config.use_space_group:
+                    entry["val_loss_unconditioned"] = round(validation_loss(ema, val_crystals, config, device, 1.0), 5)
+                history.append({**entry, "wall_seconds": round(wall_before + time.time() - start_time, 1)})
                 if bar is not None:
-                    bar.write(f"step {step}: train {train_loss:.4f}  val {val:.4f}")
+                    extra = (f"  val without conditions {entry['val_loss_unconditioned']:.4f}"
+                             if "val_loss_unconditioned" in entry else "")
+                    bar.write(f"step {step}: train {train_loss:.4f}  val {val:.4f}{extra}")
             if step % config.checkpoint_every == 0:
                 save()
     except KeyboardInterrupt:
@@ -305,8 +315,9 @@ def _main_thread() -> bool:
 
 def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_crystals, val_crystals, step: int,
               wall: float, history: list, command: str, world: int, segments: list[dict] | None = None) -> dict:
-    segments = segments or [{"from_step": 0, "to_step": step, "batch_size": config.batch_size,
-                             "hardware": hardware_description(world), "wall_seconds": round(wall, 1)}]
+    segments = segments or [{"from_step": 0, "to_step": step, "batch_size": config.batch_size, "lr": config.lr,
+                             "hardware": hardware_description(world), "wall_seconds": round(wall, 1),
+                             "command": command}]
     return {
         "name": Path(config.out).stem,
         "task": config.task,

@@ -156,8 +156,46 @@ def test_training_record_keeps_each_machine_and_batch_size(tmp_path, perov_rows)
 def test_hardware_summary_names_every_machine():
     from diffusion.checkpoints import hardware_summary
     one = {"hardware": "cpu box", "segments": [{"hardware": "cpu box", "from_step": 0, "to_step": 5}]}
+    assert hardware_summary({"hardware": "cpu box"}) == "cpu box"
     assert hardware_summary(one) == "cpu box"
     two = {"hardware": "gpu box", "segments": [
         {"hardware": "cpu box", "from_step": 0, "to_step": 5, "batch_size": 8, "wall_seconds": 1.0},
         {"hardware": "gpu box", "from_step": 5, "to_step": 9, "batch_size": 32, "wall_seconds": 2.0}]}
     assert "cpu box (steps 0-5" in hardware_summary(two) and "gpu box (steps 5-9" in hardware_summary(two)
+
+
+def test_space_group_drop_is_checked_and_recorded(tmp_path, perov_rows):
+    import json
+    assert_one_line_error(cli("train", "--data", str(perov_rows), "--out", str(tmp_path / "x.pt"),
+                              "--space-group-drop", "1.5"), "probability")
+    r = cli("train", "--data", str(perov_rows), "--out", str(tmp_path / "m.pt"), "--hidden", "16", "--layers", "1",
+            "--frequencies", "4", "--num-steps", "20", "--batch-size", "8", "--max-steps", "4", "--val-every", "2",
+            "--space-group", "--space-group-drop", "0.5", "--quiet", "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert card["train_config"]["space_group_drop"] == 0.5
+    # both validation losses are logged: with the conditions, and from the composition alone
+    assert all(set(h) >= {"val_loss", "val_loss_unconditioned"} for h in card["history"])
+
+
+def test_space_group_drop_hides_only_the_space_group():
+    """space_group_drop=1 trains exactly the composition-only task, whatever the property drop."""
+    import torch
+    from diffusion.crystal import Crystal, CrystalBatch
+    from diffusion.model import DenoiserConfig
+    from diffusion.process import CrystalDiffusion, Normalization, ProcessConfig
+    from diffusion.corruption import LatticeStats
+
+    crystals = [Crystal(lattice=torch.eye(3) * 4.0, frac_coords=torch.rand(2, 3, generator=torch.Generator().manual_seed(i)),
+                        atomic_numbers=torch.tensor([11, 17]), space_group=225) for i in range(3)]
+    batch = CrystalBatch.from_crystals(crystals)
+    lattices = torch.stack([c.lattice for c in crystals])
+    norm = Normalization(lattice=LatticeStats.fit(lattices, torch.tensor([2, 2, 2])), elements=(11, 17), max_atoms=2,
+                         num_atoms_counts=(0, 0, 3))
+    model = CrystalDiffusion(DenoiserConfig(hidden=16, layers=1, frequencies=4, use_space_group=True),
+                             ProcessConfig(num_steps=20, use_space_group=True), norm)
+    hidden = model.loss(batch, torch.Generator().manual_seed(0), drop_probability=0.0, space_group_drop=1.0).total
+    given = model.loss(batch, torch.Generator().manual_seed(0), drop_probability=0.0, space_group_drop=0.0).total
+    batch.space_group.zero_()
+    none = model.loss(batch, torch.Generator().manual_seed(0), drop_probability=0.0, space_group_drop=0.0).total
+    assert torch.equal(hidden, none) and not torch.equal(hidden, given)
