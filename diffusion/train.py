@@ -193,15 +193,24 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     step, wall_before, history, segments = 0, 0.0, [], []
     out = Path(config.out)
+    state = None
     if config.state_path.is_file():
         state = torch.load(config.state_path, map_location="cpu", weights_only=True)
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{config.state_path} is not a training state file")
+        shipped_steps = int(load_card(out).get("steps", 0)) if out.is_file() else 0
+        if shipped_steps > int(state["step"]):
+            # the weights at --out were trained further elsewhere (another machine, a GPU): they win
+            if rank == 0:
+                print(f"the training state {config.state_path} (step {int(state['step'])}) is older than "
+                      f"{out} (step {shipped_steps}): ignoring the state", file=sys.stderr)
+            state = None
+    if state is not None:
         model.load_state_dict(state["model"]); ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         step, wall_before, history = int(state["step"]), float(state["wall_seconds"]), list(state["history"])
-        segments = list(state.get("segments") or legacy_segments({"steps": step, "wall_seconds": wall_before,
-                                                                   **(load_card(out) if out.is_file() else {})}))
+        segments = list(state.get("segments") or legacy_segments({**(load_card(out) if out.is_file() else {}),
+                                                                   "steps": step, "wall_seconds": wall_before}))
         if rank == 0:
             print(f"resuming from {config.state_path} at step {step}", file=sys.stderr)
     elif out.is_file():

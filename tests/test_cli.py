@@ -199,3 +199,16 @@ def test_space_group_drop_hides_only_the_space_group():
     batch.space_group.zero_()
     none = model.loss(batch, torch.Generator().manual_seed(0), drop_probability=0.0, space_group_drop=0.0).total
     assert torch.equal(hidden, none) and not torch.equal(hidden, given)
+
+
+def test_weights_trained_elsewhere_win_over_an_older_training_state(tmp_path, perov_rows):
+    """A checkpoint dropped in from another machine (further trained) is resumed, not the stale local state."""
+    import json
+    base = ("train", "--data", str(perov_rows), "--out", str(tmp_path / "m.pt"), "--hidden", "16", "--layers", "1",
+            "--frequencies", "4", "--num-steps", "20", "--batch-size", "8", "--checkpoint-every", "5", "--quiet")
+    assert cli(*base, "--max-steps", "5", "--run-dir", str(tmp_path / "here")).returncode == 0
+    assert cli(*base, "--max-steps", "12", "--run-dir", str(tmp_path / "elsewhere")).returncode == 0
+    r = cli(*base, "--max-steps", "14", "--run-dir", str(tmp_path / "here"))
+    assert r.returncode == 0 and "older than" in r.stderr and "step 14" in r.stdout, r.stderr
+    card = json.loads((tmp_path / "m.json").read_text())
+    assert [(s["from_step"], s["to_step"]) for s in card["segments"]] == [(0, 14)]
