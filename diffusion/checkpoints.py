@@ -88,6 +88,65 @@ def hardware_summary(card: dict) -> str:
                           for seg in segments)
 
 
+def _device_of(hardware: str) -> str:
+    """'x86_64, 2 CPU cores, torch 2.13.0+cpu, 1 process(es)' -> '2 CPU cores';
+    '..., torch 2.11.0+cu130, NVIDIA H100 80GB HBM3, 1 process(es)' -> 'NVIDIA H100 80GB HBM3'."""
+    parts = [p.strip() for p in str(hardware).split(",")]
+    gpus = [p for p in parts[1:] if not p.startswith("torch") and not p.endswith(("CPU cores", "process(es)"))]
+    return ", ".join(gpus) if gpus else next((p for p in parts if p.endswith("CPU cores")), str(hardware))
+
+
+def training_summary(card: dict) -> str:
+    """One line for people, e.g. '29,640 optimizer steps (924.51 epochs), 7.1 h: 15,473 on 2 CPU cores,
+    14,167 on NVIDIA H100 80GB HBM3'."""
+    steps, wall = card.get("steps"), card.get("wall_seconds")
+    steps_text = f"{steps:,}" if isinstance(steps, int) else "?"
+    if not isinstance(wall, (int, float)):
+        duration = "?"
+    else:
+        duration = f"{wall / 3600:.1f} h" if wall >= 3600 else f"{wall / 60:.0f} min"
+    per_device: dict[str, int] = {}
+    for seg in card.get("segments") or []:
+        device = _device_of(seg.get("hardware", "?"))
+        per_device[device] = per_device.get(device, 0) + int(seg.get("to_step", 0)) - int(seg.get("from_step", 0))
+    if len(per_device) > 1:
+        where = ", ".join(f"{n:,} on {device}" for device, n in per_device.items())
+    else:
+        where = f"on {_device_of(card.get('hardware', '?'))}"
+    return f"{steps_text} optimizer steps ({card.get('epochs', '?')} epochs), {duration}: {where}"
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "–"
+
+
+def _number(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
+def headline_metrics(card: dict) -> list[dict]:
+    """The card's evaluation results as table rows for people: one row per run with its step, sample
+    count and headline numbers (match rate / RMSE for structure prediction, validity / coverage for
+    ab initio generation)."""
+    rows = []
+    for key, result in (card.get("metrics") or {}).items():
+        if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+            continue
+        m = result["metrics"]
+        sampler = f"{str(result.get('sampler', key)).upper()} {result.get('steps', '')}".strip()
+        if result.get("task", "csp") == "gen":
+            row = {"run": sampler, "validity": _percent(m.get("validity")), "COV-R": _percent(m.get("cov_recall")),
+                   "COV-P": _percent(m.get("cov_precision")), "density W": _number(m.get("density_wasserstein"))}
+        else:
+            given = "+ space group" if result.get("space_group") not in (None, "none") else "composition"
+            row = {"run": f"{sampler}, {given}", "match rate": _percent(m.get("match_rate")),
+                   "RMSE": _number(m.get("rmse")), "validity": _percent(m.get("validity"))}
+            if m.get("space_group_rate") is not None:
+                row["in asked group"] = _percent(m.get("space_group_rate"))
+        rows.append({**row, "n": m.get("n"), "at step": result.get("checkpoint_steps")})
+    return rows
+
+
 def card_markdown(card: dict) -> str:
     """The model card as Markdown for people (the JSON beside it is the machine-readable source)."""
     split = card.get("split", {})

@@ -1,14 +1,13 @@
 """The home page's sections: what diffusion for crystals is, the pages, the shipped models."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from diffusion import Crystal, ForwardSetup, forward_noise
-from diffusion.checkpoints import hardware_summary
+from diffusion.checkpoints import headline_metrics, training_summary
 
 from .examples import example_structure
 from .layout import PAGES, page_link
@@ -75,12 +74,6 @@ def pages_overview() -> None:
             st.caption(PAGE_BLURBS[label])
 
 
-def _fmt_seconds(seconds) -> str:
-    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-        return "?"
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
-
-
 def _card(entry) -> None:
     card = entry.card
     info, error = try_model_info(entry)
@@ -107,15 +100,13 @@ def _card(entry) -> None:
         f"- **Conditions:** {', '.join(cond) or 'none'}",
         f"- **Elements known:** {len(info.elements) if info else '?'}; **diffusion steps T:** {info.num_steps if info else '?'}",
         f"- **Parameters:** {card['parameters']:,}" if isinstance(card.get("parameters"), int) else "- **Parameters:** ?",
-        f"- **Training:** {card.get('steps', '?')} optimizer steps ({card.get('epochs', '?')} epochs), "
-        f"{_fmt_seconds(card.get('wall_seconds'))} on {hardware_summary(card)}",
+        f"- **Training:** {training_summary(card)}",
     ]
     st.markdown("\n".join(lines))
     metrics = card.get("metrics") or {}
     if metrics:
         st.markdown("**Metrics** (from the model card)")
-        flat = [(k, f"{v:.4g}" if isinstance(v, float) else str(v)) for k, v in metrics.items()]
-        st.dataframe(pd.DataFrame(flat, columns=["metric", "value"]), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(headline_metrics(card)), hide_index=True, width="stretch")
     else:
         st.caption("No evaluation metrics in this card yet.")
 

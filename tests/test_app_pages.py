@@ -152,3 +152,19 @@ def test_batch_page(app_env):
     at.button(key="batch.go").click().run()
     assert not at.exception and not at.error
     assert len(at.dataframe[0].value) == 2
+
+
+def test_home_shows_shipped_cards_readably(tmp_path, monkeypatch):
+    """The shipped checkpoints' cards: training per machine in one line, metrics as numbers, not dicts."""
+    import shutil
+    for name in ("mp_20", "carbon_24"):
+        for suffix in (".pt", ".json"):
+            shutil.copy(ROOT / "checkpoints" / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(tmp_path))
+    at = _run("app.py")
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "optimizer steps" in text and "on 2 CPU cores" in text
+    tables = [df.value for df in at.dataframe]
+    assert tables and all("{" not in str(v) for table in tables for v in table.to_numpy().ravel())
+    assert any("match rate" in table.columns for table in tables) and any("COV-R" in table.columns for table in tables)

@@ -78,3 +78,33 @@ def test_save_is_atomic_and_round_trips(tmp_path, tiny_csp):
     again = load_model(path)
     for (k, a), b in zip(tiny_csp.state_dict().items(), again.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_training_summary_counts_steps_per_device():
+    from diffusion.checkpoints import training_summary
+    cpu = "x86_64, 2 CPU cores, torch 2.13.0+cpu, 1 process(es)"
+    gpu = "x86_64, 16 CPU cores, torch 2.11.0+cu130, NVIDIA H100 80GB HBM3, 1 process(es)"
+    card = {"steps": 300, "epochs": 9.5, "wall_seconds": 7200.0, "hardware": gpu,
+            "segments": [{"from_step": 0, "to_step": 100, "hardware": cpu}, {"from_step": 100, "to_step": 250, "hardware": gpu},
+                         {"from_step": 250, "to_step": 300, "hardware": gpu}]}
+    assert training_summary(card) == "300 optimizer steps (9.5 epochs), 2.0 h: 100 on 2 CPU cores, 200 on NVIDIA H100 80GB HBM3"
+    assert training_summary({"steps": 5, "epochs": 1, "wall_seconds": 120, "hardware": cpu}) == \
+        "5 optimizer steps (1 epochs), 2 min: on 2 CPU cores"
+    assert "?" in training_summary({})
+
+
+def test_headline_metrics_reads_both_tasks_and_skips_junk():
+    from diffusion.checkpoints import headline_metrics
+    card = {"metrics": {
+        "ddim_100_sg-none_k1": {"checkpoint_steps": 7, "sampler": "ddim", "steps": 100, "space_group": "none",
+                                "metrics": {"n": 10, "match_rate": 0.215, "rmse": 0.2251, "validity": 0.91,
+                                            "space_group_rate": None}},
+        "gen_ddim_100_n500": {"task": "gen", "checkpoint_steps": 8, "sampler": "ddim", "steps": 100,
+                              "metrics": {"n": 500, "validity": 1.0,
+                                                                                "cov_recall": 0.995, "cov_precision": 0.266,
+                                                                                "density_wasserstein": 0.11115}},
+        "broken": "not a result"}}
+    csp, gen = headline_metrics(card)
+    assert csp == {"run": "DDIM 100, composition", "match rate": "21.5%", "RMSE": "0.225", "validity": "91.0%",
+                   "n": 10, "at step": 7}
+    assert gen["COV-R"] == "99.5%" and gen["density W"] == "0.111" and gen["at step"] == 8
