@@ -8,7 +8,17 @@
 #             wheels for the GPU machine's Python (3.12; it has torch, numpy, scipy, pandas already)
 #   .gpudata  gpudata.tar.xz: data/<dataset>/*.csv copied from ../shared/data and cache/ (this repo's
 #             parsed-dataset cache), compressed so the working tree stays inside the 64 MiB a call carries
-# Results land under $OUT: one tar per trained checkpoint (weights + card) and logs.tar.
+# Made here (both ignored through .git/info/exclude) with:
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+#     --platform manylinux2014_x86_64 -d .whl pymatgen==2026.10.24 pymatgen-core==2026.10.16 monty==2026.10.21 \
+#     spglib==2.8.0 ruamel.yaml==0.19.1 uncertainties==3.2.3 palettable==3.3.3 orjson==3.13.0 SMACT==4.0.2
+#   mkdir -p /tmp/g/data && cp -r ../shared/data/{mp_20,carbon_24,perov_5} /tmp/g/data/ && cp -r .cache /tmp/g/cache \
+#     && mkdir -p .gpudata && tar -C /tmp/g -cJf .gpudata/gpudata.tar.xz data cache
+# Results land under $OUT: one tar per trained checkpoint (weights + card) and logs.tar. Environment:
+# TRAIN_MINUTES (5), CHECKS=0 to train only, PEROV_GEN=0 to skip perov_5_gen, MP20_ARGS / CARBON_ARGS for
+# extra train flags. On 2026-11-27 the first lease ran it as is, the second as
+#   CHECKS=0 PEROV_GEN=0 TRAIN_MINUTES=4 MP20_ARGS="--lr 3e-4 --space-group-drop 0.5" CARBON_ARGS="--lr 3e-4"
 set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-out/gpu}
