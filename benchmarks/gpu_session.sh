@@ -13,7 +13,7 @@
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl pymatgen==2026.10.24 pymatgen-core==2026.10.16 monty==2026.10.21 \
 #     spglib==2.8.0 ruamel.yaml==0.19.1 uncertainties==3.2.3 palettable==3.3.3 orjson==3.13.0 SMACT==4.0.2
-#   mkdir -p /tmp/g/data && cp -r ../shared/data/{mp_20,carbon_24,perov_5} /tmp/g/data/ && cp -r .cache /tmp/g/cache \
+#   mkdir -p /tmp/g/data && cp -r ../shared/data/{mp_20,carbon_24,perov_5} /tmp/g/data/ && mkdir -p /tmp/g/cache && cp .cache/*.pt /tmp/g/cache/ \
 #     && mkdir -p .gpudata && tar -C /tmp/g -cJf .gpudata/gpudata.tar.xz data cache
 # Results land under $OUT: one tar per trained checkpoint (weights + card) and logs.tar. Environment:
 # TRAIN_MINUTES (5), CHECKS=0 to train only, PEROV_GEN=0 to skip perov_5_gen, MP20_ARGS / CARBON_ARGS for
