@@ -313,8 +313,8 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return TrainResult(step, epochs_trained(training_record(), len(train_crystals)), train_loss, val, wall_before + time.time() - start_time, history,
-                       checksum)
+    return TrainResult(step, epochs_trained(training_record(), len(train_crystals)), train_loss, val,
+                       wall_before + time.time() - start_time, history, checksum)
 
 
 def _main_thread() -> bool:
