@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", default="cosine")
     t.add_argument("--batch-size", type=positive_int, default=256)
     t.add_argument("--lr", type=finite_float, default=1e-3)
+    t.add_argument("--warmup-steps", type=nonnegative_int, default=500,
+                   help="after resuming trained weights with a fresh optimizer, ramp the learning rate up over this many steps")
     t.add_argument("--drop-probability", type=probability, default=0.1,
                    help="classifier-free guidance: chance a training crystal's conditions are hidden")
     t.add_argument("--space-group-drop", type=probability, default=None,

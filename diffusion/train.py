@@ -55,6 +55,7 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 1e-3
     ema_decay: float = 0.999
+    warmup_steps: int = 500             # lr ramp after resuming trained weights with a fresh optimizer
     drop_probability: float = 0.1
     space_group_drop: float | None = None   # None = drop_probability
     max_steps: int = 10_000
@@ -192,6 +193,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
     ema = copy.deepcopy(model).eval()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     step, wall_before, history, segments = 0, 0.0, [], []
+    warmup = None
     out = Path(config.out)
     state = None
     if config.state_path.is_file():
@@ -208,6 +210,8 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
     if state is not None:
         model.load_state_dict(state["model"]); ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # the lr asked for now, not the one the state was saved with
+            group["lr"] = config.lr
         step, wall_before, history = int(state["step"]), float(state["wall_seconds"]), list(state["history"])
         segments = list(state.get("segments") or legacy_segments({**(load_card(out) if out.is_file() else {}),
                                                                    "steps": step, "wall_seconds": wall_before}))
@@ -221,7 +225,12 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         history = list(card.get("history", []))
         segments = list(card.get("segments") or legacy_segments(card))
         if rank == 0:
-            print(f"resuming from shipped weights {out} at step {step} (fresh optimizer)", file=sys.stderr)
+            print(f"resuming from shipped weights {out} at step {step} (fresh optimizer, learning rate ramped "
+                  f"up over {config.warmup_steps} steps)", file=sys.stderr)
+        # A fresh Adam's first updates are about lr in every weight (its second-moment estimate starts at
+        # zero), a jolt that undid hundreds of steps of a trained mp_20; ramping lr up avoids it.
+        ramp = max(1, config.warmup_steps)
+        warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / ramp))
     wrapped = model
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -279,6 +288,8 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
             terms.total.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             optimizer.step()
+            if warmup is not None:
+                warmup.step()
             with torch.no_grad():
                 for p_ema, p in zip(ema.parameters(), model.parameters()):
                     p_ema.lerp_(p, 1 - config.ema_decay)

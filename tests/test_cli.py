@@ -212,3 +212,30 @@ def test_weights_trained_elsewhere_win_over_an_older_training_state(tmp_path, pe
     assert r.returncode == 0 and "older than" in r.stderr and "step 14" in r.stdout, r.stderr
     card = json.loads((tmp_path / "m.json").read_text())
     assert [(s["from_step"], s["to_step"]) for s in card["segments"]] == [(0, 14)]
+
+
+def test_resume_ramps_lr_after_fresh_optimizer_and_honours_a_new_lr(tmp_path, perov_rows):
+    """Shipped weights + fresh Adam: lr ramps up from lr/warmup; a resumed state takes the --lr asked for now."""
+    import torch
+    from diffusion.train import TrainConfig, train
+    common = dict(data=(str(perov_rows),), out=str(tmp_path / "m.pt"), hidden=16, layers=1, frequencies=4,
+                  num_steps=20, batch_size=8, checkpoint_every=5, val_every=100)
+    train(TrainConfig(**common, max_steps=5, run_dir=str(tmp_path / "a")), progress=False)
+    seen = []
+    original = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    torch.optim.Adam.step = spy
+    try:
+        # a run dir without state: resumes the shipped weights with a fresh optimizer
+        train(TrainConfig(**common, max_steps=9, lr=1e-3, warmup_steps=4, run_dir=str(tmp_path / "b")), progress=False)
+        assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+        seen.clear()
+        # its state (saved at step 9) resumes with the lr given now
+        train(TrainConfig(**common, max_steps=11, lr=3e-4, warmup_steps=4, run_dir=str(tmp_path / "b")), progress=False)
+        assert seen == pytest.approx([3e-4, 3e-4])
+    finally:
+        torch.optim.Adam.step = original
