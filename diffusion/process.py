@@ -94,6 +94,19 @@ class LossTerms:
     types: torch.Tensor
 
 
+def draw(kind: str, shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None = None,
+         high: int = 0, low: int = 0) -> torch.Tensor:
+    """Random numbers for the loss ("randn", "rand" or "randint" in [low, high)), drawn on the generator's
+    device and moved to ``device``: a CPU generator gives the same draws whether the model runs on the CPU
+    or a GPU (validation losses compare across machines); a generator on the data's device costs no copy."""
+    where = generator.device if generator is not None else device
+    if kind == "randint":
+        values = torch.randint(low, high, shape, device=where, generator=generator)
+    else:
+        values = getattr(torch, kind)(shape, device=where, generator=generator)
+    return values.to(device)
+
+
 def remove_translation(score: torch.Tensor, graph: CrystalGraph) -> torch.Tensor:
     """Subtract each crystal's mean over atoms from a (N, 3) coordinate score.
 
@@ -203,11 +216,11 @@ class CrystalDiffusion(nn.Module):
         normal; also the training targets (eps and the normalized, translation-free score)."""
         device, B = batch.device, batch.num_crystals
         x0 = self.lattice_latent(batch.lattice, batch.num_atoms)
-        eps = torch.randn(x0.shape, device=device, generator=generator)
+        eps = draw("randn", tuple(x0.shape), device, generator)
         x_t = q_sample(x0, t, eps, self.abar)
         t_atom = t[batch.batch]
         sigma = self.sigma[t_atom].unsqueeze(-1)
-        noise = torch.randn(batch.frac_coords.shape, device=device, generator=generator)
+        noise = draw("randn", tuple(batch.frac_coords.shape), device, generator)
         frac_t = q_sample_coords(batch.frac_coords, sigma, noise)
         target_score = wrapped_normal_score(sigma * noise, sigma) / self.score_norm[t_atom].sqrt().unsqueeze(-1)
         if graph is None:
@@ -224,21 +237,21 @@ class CrystalDiffusion(nn.Module):
         usual 0.1, since only the dropped crystals train its "no space group" mode.
         """
         device, B, N = batch.device, batch.num_crystals, batch.frac_coords.shape[0]
-        t = torch.randint(1, self.num_steps + 1, (B,), device=device, generator=generator)
+        t = draw("randint", (B,), device, generator, low=1, high=self.num_steps + 1)
         graph = CrystalGraph.build(batch.num_atoms, batch.batch)
         noised = self.corrupt(batch, t, generator, graph)
         x_t, eps, frac_t, target_score, t_atom = noised.x_t, noised.eps, noised.frac_t, noised.target_score, noised.t_atom
         types = batch.atomic_numbers
         if self.process.task == "gen":
-            types = q_sample_types(types, t_atom, self.num_steps, torch.rand(N, device=device, generator=generator))
+            types = q_sample_types(types, t_atom, self.num_steps, draw("rand", (N,), device, generator))
         prop = self.normalize_property(batch.prop) if self.model_config.use_property else None
         space_group = batch.space_group if self.model_config.use_space_group else None
         if prop is not None:  # classifier-free guidance: learn the unconditional model too
-            drop = torch.rand(B, device=device, generator=generator) < drop_probability
+            drop = draw("rand", (B,), device, generator) < drop_probability
             prop = torch.where(drop, torch.full_like(prop, math.nan), prop)
         if space_group is not None:
             sg_drop = drop_probability if space_group_drop is None else space_group_drop
-            drop = torch.rand(B, device=device, generator=generator) < sg_drop
+            drop = draw("rand", (B,), device, generator) < sg_drop
             space_group = torch.where(drop, torch.zeros_like(space_group), space_group)
         eps_hat, score_hat, logits = self._network(types, frac_t, x_t, batch.num_atoms, batch.batch, t, prop, space_group,
                                                    graph=graph)

@@ -172,7 +172,8 @@ def validation_loss(model: CrystalDiffusion, crystals, config: TrainConfig, devi
     if not crystals:
         return math.nan
     model.eval()
-    generator = torch.Generator(device=device).manual_seed(1234)
+    # noise drawn on the CPU whatever the device, so a GPU run's validation losses compare with a CPU run's
+    generator = torch.Generator().manual_seed(1234)
     subset = crystals[: config.val_size]
     total, weight = 0.0, 0
     for start in range(0, len(subset), config.batch_size):
@@ -228,7 +229,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
             print(f"resuming from shipped weights {out} at step {step} (fresh optimizer, learning rate ramped "
                   f"up over {config.warmup_steps} steps)", file=sys.stderr)
         # A fresh Adam's first updates are about lr in every weight (its second-moment estimate starts at
-        # zero), a jolt that undid hundreds of steps of a trained mp_20; ramping lr up avoids it.
+        # zero): ramping lr up keeps them small for weights that are already trained.
         ramp = max(1, config.warmup_steps)
         warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / ramp))
     wrapped = model

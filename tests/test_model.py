@@ -109,3 +109,17 @@ def test_symmetric_edge_projection_equals_the_plain_one():
     plain = net.edge_projection(frac, src, dst, min_edges=10**9)
     fast = net.edge_projection(frac, src, dst, min_edges=0)
     assert torch.allclose(fast, plain, atol=1e-5)
+
+
+def test_loss_noise_is_drawn_on_the_generators_device():
+    """A CPU generator gives the same draws for a model on any device (validation losses compare across
+    CPU and GPU runs): draw() samples on the generator's device, then moves the numbers."""
+    import torch
+    from diffusion.process import draw
+    gen, ref = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(draw("randn", (5,), torch.device("cpu"), gen), torch.randn(5, generator=ref))
+    moved = draw("rand", (4,), torch.device("meta"), gen)  # "meta" stands in for another device
+    assert moved.device.type == "meta"
+    torch.rand(4, generator=ref)
+    assert torch.equal(draw("randint", (6,), torch.device("cpu"), gen, low=1, high=9),
+                       torch.randint(1, 9, (6,), generator=ref))
