@@ -16,6 +16,7 @@ half-written checkpoint behind.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,14 +102,17 @@ def training_summary(card: dict) -> str:
     14,167 on NVIDIA H100 80GB HBM3'."""
     steps, wall = card.get("steps"), card.get("wall_seconds")
     steps_text = f"{steps:,}" if isinstance(steps, int) else "?"
-    if not isinstance(wall, (int, float)):
+    if not isinstance(wall, (int, float)) or not math.isfinite(wall):
         duration = "?"
     else:
         duration = f"{wall / 3600:.1f} h" if wall >= 3600 else f"{wall / 60:.0f} min"
     per_device: dict[str, int] = {}
-    for seg in card.get("segments") or []:
-        device = _device_of(seg.get("hardware", "?"))
-        per_device[device] = per_device.get(device, 0) + int(seg.get("to_step", 0)) - int(seg.get("from_step", 0))
+    segments = card.get("segments")
+    for seg in segments if isinstance(segments, list) else []:
+        span = (seg.get("from_step"), seg.get("to_step")) if isinstance(seg, dict) else (None, None)
+        if all(isinstance(v, int) for v in span):  # a hand-edited card may hold anything
+            device = _device_of(seg.get("hardware", "?"))
+            per_device[device] = per_device.get(device, 0) + span[1] - span[0]
     if len(per_device) > 1:
         where = ", ".join(f"{n:,} on {device}" for device, n in per_device.items())
     else:
@@ -129,7 +133,8 @@ def headline_metrics(card: dict) -> list[dict]:
     count and headline numbers (match rate / RMSE for structure prediction, validity / coverage for
     ab initio generation)."""
     rows = []
-    for key, result in (card.get("metrics") or {}).items():
+    metrics = card.get("metrics")
+    for key, result in (metrics.items() if isinstance(metrics, dict) else ()):
         if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
             continue
         m = result["metrics"]

@@ -91,6 +91,8 @@ def test_training_summary_counts_steps_per_device():
     assert training_summary({"steps": 5, "epochs": 1, "wall_seconds": 120, "hardware": cpu}) == \
         "5 optimizer steps (1 epochs), 2 min: on 2 CPU cores"
     assert "?" in training_summary({})
+    junk = {"steps": 3, "wall_seconds": float("nan"), "segments": [None, {"from_step": "a"}, 5], "metrics": [1]}
+    assert training_summary(junk).startswith("3 optimizer steps")
 
 
 def test_headline_metrics_reads_both_tasks_and_skips_junk():
@@ -107,4 +109,5 @@ def test_headline_metrics_reads_both_tasks_and_skips_junk():
     csp, gen = headline_metrics(card)
     assert csp == {"run": "DDIM 100, composition", "match rate": "21.5%", "RMSE": "0.225", "validity": "91.0%",
                    "n": 10, "at step": 7}
+    assert headline_metrics({"metrics": ["not", "a", "dict"]}) == []
     assert gen["COV-R"] == "99.5%" and gen["density W"] == "0.111" and gen["at step"] == 8
