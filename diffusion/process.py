@@ -95,7 +95,7 @@ class LossTerms:
 
 
 def draw(kind: str, shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None = None,
-         high: int = 0, low: int = 0) -> torch.Tensor:
+         low: int = 0, high: int = 0) -> torch.Tensor:
     """Random numbers for the loss ("randn", "rand" or "randint" in [low, high)), drawn on the generator's
     device and moved to ``device``: a CPU generator gives the same draws whether the model runs on the CPU
     or a GPU (validation losses compare across machines); a generator on the data's device costs no copy."""

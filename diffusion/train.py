@@ -201,7 +201,8 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         state = torch.load(config.state_path, map_location="cpu", weights_only=True)
         if state.get("format") != STATE_FORMAT:
             raise ValueError(f"{config.state_path} is not a training state file")
-        shipped_steps = int(load_card(out).get("steps", 0)) if out.is_file() else 0
+        card_at_out = load_card(out) if out.is_file() else {}
+        shipped_steps = int(card_at_out.get("steps", 0))
         if shipped_steps > int(state["step"]):
             # the weights at --out were trained further elsewhere (another machine, a GPU): they win
             if rank == 0:
@@ -214,8 +215,8 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         for group in optimizer.param_groups:  # the lr asked for now, not the one the state was saved with
             group["lr"] = config.lr
         step, wall_before, history = int(state["step"]), float(state["wall_seconds"]), list(state["history"])
-        segments = list(state.get("segments") or legacy_segments({**(load_card(out) if out.is_file() else {}),
-                                                                   "steps": step, "wall_seconds": wall_before}))
+        segments = list(state.get("segments") or legacy_segments({**card_at_out, "steps": step,
+                                                                   "wall_seconds": wall_before}))
         if rank == 0:
             print(f"resuming from {config.state_path} at step {step}", file=sys.stderr)
     elif out.is_file():
@@ -252,9 +253,11 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         bar = tqdm(total=config.max_steps, initial=step, desc=f"train {out.stem}", unit="step", file=sys.stderr,
                    mininterval=5)
 
+    hardware = hardware_description(world)
+
     def training_record() -> list[dict]:
         return extend_segments(segments, {"from_step": start_step, "to_step": step, "batch_size": config.batch_size,
-                                          "lr": config.lr, "hardware": hardware_description(world),
+                                          "lr": config.lr, "hardware": hardware,
                                           "wall_seconds": round(time.time() - start_time, 1), "command": command})
 
     def save() -> None:
@@ -265,8 +268,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         atomic_torch_save({"format": STATE_FORMAT, "model": model.state_dict(), "ema": ema.state_dict(),
                            "optimizer": optimizer.state_dict(), "step": step, "wall_seconds": wall,
                            "history": history, "segments": record}, config.state_path)
-        card = make_card(config, model, dataset, train_crystals, val_crystals, step, wall, history, command, world,
-                         record)
+        card = make_card(config, model, dataset, train_crystals, val_crystals, step, wall, history, command, record)
         card["metrics"] = load_card(out).get("metrics", {}) if out.is_file() else {}
         save_checkpoint(ema, out, card)
 
@@ -335,10 +337,8 @@ def _main_thread() -> bool:
 
 
 def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_crystals, val_crystals, step: int,
-              wall: float, history: list, command: str, world: int, segments: list[dict] | None = None) -> dict:
-    segments = segments or [{"from_step": 0, "to_step": step, "batch_size": config.batch_size, "lr": config.lr,
-                             "hardware": hardware_description(world), "wall_seconds": round(wall, 1),
-                             "command": command}]
+              wall: float, history: list, command: str, segments: list[dict]) -> dict:
+    """The model card; segments: the training record (the last one is the run writing the card)."""
     return {
         "name": Path(config.out).stem,
         "task": config.task,
@@ -358,7 +358,7 @@ def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_cryst
         "batch_size": config.batch_size,
         "lr": config.lr,
         "wall_seconds": round(wall, 1),
-        "hardware": hardware_description(world),
+        "hardware": segments[-1]["hardware"],
         "segments": segments,
         "history": history,
         "train_config": asdict(config),
