@@ -113,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=positive_int, default=None, help="network evaluations (default: all T)")
     s.add_argument("--step-lr", type=finite_float, default=5e-7, help="predictor-corrector Langevin step size")
     s.add_argument("--seed", type=nonnegative_int, default=0)
-    s.add_argument("--space-group", default=None, help="1-230, or 'csv' to take each row's spacegroup.number")
+    s.add_argument("--space-group", default=None,
+                   help="1-230; 'csv' to take each row's spacegroup.number; 'predicted' for the group voted by "
+                        "the model's training crystals of the same prototype (composition only)")
     s.add_argument("--property", dest="prop", type=finite_float, default=None, help="target property value")
     s.add_argument("--guidance", type=finite_float, default=0.0, help="classifier-free guidance weight w")
     s.add_argument("--batch-size", type=positive_int, default=64, help="crystals per sampling batch")
@@ -133,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default="ddpm")
     e.add_argument("--steps", type=positive_int, default=None)
     e.add_argument("--step-lr", type=finite_float, default=5e-7)
-    e.add_argument("--space-group", choices=("none", "csv"), default="none")
+    e.add_argument("--space-group", choices=("none", "csv", "predicted"), default="none",
+                   help="none: composition only; csv: each crystal's true group; predicted: composition only, "
+                        "with the group voted by the training crystals of the same prototype")
     e.add_argument("--guidance", type=finite_float, default=0.0)
     e.add_argument("--seed", type=nonnegative_int, default=0)
     e.add_argument("--batch-size", type=positive_int, default=128)

@@ -39,9 +39,12 @@ def _progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, mininterval=1)
 
 
-def _space_groups(args, rows) -> list[int] | None:
+def _space_groups(args, rows, atoms) -> list[int] | None:
+    """One group per sample (0 = none for that sample), from --space-group N, csv or predicted."""
     if args.space_group is None:
         return None
+    if args.space_group == "predicted":
+        return _predicted_space_groups(args, atoms)
     if args.space_group == "csv":
         if rows is None:
             raise ValueError("--space-group csv only works with --from-csv")
@@ -52,8 +55,35 @@ def _space_groups(args, rows) -> list[int] | None:
     try:
         number = int(args.space_group)
     except ValueError:
-        raise ValueError(f"--space-group must be a number 1-230 or 'csv', got '{args.space_group}'") from None
+        raise ValueError(f"--space-group must be a number 1-230, 'csv' or 'predicted', got '{args.space_group}'") from None
     return [number] * (len(rows) if rows is not None else args.num_samples)
+
+
+def _predicted_space_groups(args, atoms) -> list[int]:
+    from .checkpoints import load_card, resolve
+    from .evaluation import training_space_group_predictor
+
+    if any(a is None for a in atoms):
+        raise ValueError("--space-group predicted needs compositions (a structure-prediction model)")
+    try:
+        predictor = training_space_group_predictor(load_card(resolve(args.checkpoint)))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot predict space groups: {error}") from None
+    guesses = {a: predictor.predict(a) for a in set(atoms)}
+    if len(guesses) == 1:
+        guess = next(iter(guesses.values()))
+        if guess is None:
+            raise ValueError("no training crystal has this composition's prototype (atoms per cell and element "
+                             "counts): give a space-group number or leave --space-group out")
+        near = ", ".join(str(n) for n in guess.neighbours[:3])
+        print(f"space group {guess.space_group} predicted ({guess.confidence:.0%} of the vote; nearest training "
+              f"crystals {near})", file=sys.stderr)
+    else:
+        missing = sum(g is None for g in guesses.values())
+        print(f"space groups predicted for {len(guesses) - missing} of {len(guesses)} compositions"
+              + (f"; {missing} without a training crystal of the same prototype are sampled without one" if missing else ""),
+              file=sys.stderr)
+    return [guesses[a].space_group if guesses[a] else 0 for a in atoms]
 
 
 def run_sample(args, command: str) -> int:
@@ -95,8 +125,10 @@ def run_sample(args, command: str) -> int:
         atoms = [None] * args.num_samples
         names = [f"sample_{i:03d}" for i in range(args.num_samples)]
         seeds = [args.seed + i for i in range(args.num_samples)]
-    groups = _space_groups(args, rows)
-    for g in set(groups or []):
+    if args.space_group is not None and not model.model_config.use_space_group:
+        raise ValueError("this model was not trained with a space-group condition")
+    groups = _space_groups(args, rows, atoms)
+    for g in set(groups or []) - {0}:
         check_space_group(model, g)
     if args.prop is not None and not model.model_config.use_property:
         raise ValueError("this model was not trained with a property condition (--property)")

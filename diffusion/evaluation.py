@@ -1,6 +1,7 @@
 """``python -m diffusion evaluate``: sample a checkpoint's validation split and score it."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
 import time
@@ -14,6 +15,7 @@ from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, sc
 from .device import resolve_device
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
 from .sampling import SampleRequest, SamplingConfig, sample
+from .space_group_prediction import SpaceGroupPredictor
 from .train import TrainConfig, prepare_data
 
 
@@ -51,8 +53,16 @@ def evaluate_checkpoint(args, command: str) -> dict:
     crystals = reference_crystals(args, card)
     known = set(model.normalization.elements)
     crystals = [c for c in crystals if c.num_atoms <= 100 and set(c.atomic_numbers.tolist()) <= known][: args.limit]
-    if args.space_group == "csv" and not model.model_config.use_space_group:
+    if args.space_group != "none" and not model.model_config.use_space_group:
         raise ValueError("this model was not trained with a space-group condition")
+    requested = [c.space_group if args.space_group == "csv" else 0 for c in crystals]
+    predicted = None
+    if args.space_group == "predicted":
+        predictor = training_space_group_predictor(card)
+        guesses = [predictor.predict(c.atomic_numbers.tolist()) for c in crystals]
+        requested = [g.space_group if g else 0 for g in guesses]
+        predicted = {"predicted": sum(g is not None for g in guesses),
+                     "correct": sum(r == c.space_group for r, c in zip(requested, crystals) if r)}
     config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
                             record="final")
     config.validate(model.num_steps)
@@ -66,7 +76,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
             num_atoms=tuple(crystals[i].num_atoms for i, _ in chunk),
             seeds=tuple(args.seed + j * 100_000 + i for i, j in chunk),
             atomic_numbers=tuple(tuple(crystals[i].atomic_numbers.tolist()) for i, _ in chunk),
-            space_group=tuple(crystals[i].space_group for i, _ in chunk) if args.space_group == "csv" else None)
+            space_group=tuple(requested[i] for i, _ in chunk) if args.space_group != "none" else None)
         trajectory = sample(model, request, config)
         for b, job in enumerate(chunk):
             samples[job] = trajectory.structure(frame=trajectory.num_frames - 1, crystal=b)
@@ -77,8 +87,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
     scores, raw = [], []
     for i, crystal in enumerate(tqdm(crystals, desc="matching", unit="crystal", file=sys.stderr, mininterval=2)):
         truth = crystal.to_structure()
-        requested = crystal.space_group if args.space_group == "csv" else 0
-        scores.append([score_csp(samples[(i, j)], truth, requested, matcher) for j in range(args.num_samples)])
+        scores.append([score_csp(samples[(i, j)], truth, requested[i], matcher) for j in range(args.num_samples)])
         raw.append(match_rms(samples[(i, 0)], truth, matcher) is not None)
     metrics = aggregate_csp(scores, raw).to_dict()
     results = {
@@ -89,7 +98,23 @@ def evaluate_checkpoint(args, command: str) -> dict:
         "seconds_per_structure": round(sampling_seconds / max(1, len(jobs)), 4),
         "metrics": metrics,
     }
+    if predicted is not None:
+        # how often the vote named the crystal's true group: the ceiling on what it can add
+        results["space_group_prediction"] = {**predicted, "n": len(crystals),
+                                             "accuracy": round(predicted["correct"] / max(1, len(crystals)), 4)}
     return _finish(args, path, results, command)
+
+
+def training_space_group_predictor(card: dict) -> SpaceGroupPredictor:
+    """The space-group vote over a checkpoint's own training split (rebuilt from its card's files)."""
+    own_files = argparse.Namespace(data=None)   # the card's training files, whatever --data says
+    config = training_config(own_files, card, "its training crystals are needed to predict space groups")
+    missing = [path for path in config.data if not Path(path).exists()]
+    if missing:
+        raise ValueError(f"the training data {', '.join(missing)} is not here (space groups are voted by the "
+                         "training crystals)")
+    _, train, _ = prepare_data(config)
+    return SpaceGroupPredictor(train)
 
 
 def _finish(args, path: Path, results: dict, command: str) -> dict:

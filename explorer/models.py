@@ -8,6 +8,7 @@ file's modification time, so a model rewritten by a running training job is relo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import streamlit as st
 import torch
@@ -151,3 +152,24 @@ def try_model_info(entry: ModelEntry) -> tuple[ModelInfo | None, str | None]:
         return model_info(entry), None
     except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
         return None, f"could not read {entry.name}: {exc}"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the model's training crystals...")
+def _space_group_predictor(path: str, version: int):
+    from diffusion.checkpoints import load_card
+    from diffusion.evaluation import training_space_group_predictor
+
+    return training_space_group_predictor(load_card(Path(path)))
+
+
+def suggest_space_group(entry: ModelEntry, atomic_numbers) -> tuple[object | None, str | None]:
+    """(the training crystals' vote for this composition, None) or (None, why there is none)."""
+    try:
+        predictor = _space_group_predictor(entry.path, entry.version)
+    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        return None, f"no suggestion: {exc}"
+    guess = predictor.predict(list(atomic_numbers))
+    if guess is None:
+        return None, ("no training crystal has this many atoms with these element counts, so there is nothing "
+                      "to vote; type a group or leave the field empty")
+    return guess, None

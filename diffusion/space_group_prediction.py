@@ -1,0 +1,122 @@
+"""Space-group candidates from a composition alone, by analogy with the training crystals.
+
+A space-group-conditioned model reproduces far more crystals when it is told the right group
+(DiffCSP++, Jiao et al., ICLR 2024, conditions on space group and Wyckoff positions and takes
+them from CSPML template retrieval, Kusaba et al. 2022, when only the composition is known).
+This module is the simplest such retrieval: crystals with the same *prototype* (atoms per cell
+and the multiset of element counts, e.g. 5 atoms as 1+1+3 for SrTiO3) are ranked by how
+chemically close their elements are (Pettifor's Mendeleev numbers, matched count for count),
+and the nearest ones vote for their space group, weighted by 1 / (1 + distance).
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from .crystal import Crystal
+
+# Pettifor's Mendeleev numbers as tabulated by pymatgen (Element.mendeleev_no), Z = 1..100:
+# a 1-D ordering in which chemically similar elements sit close together.
+_MENDELEEV: dict[int, int] | None = None
+
+
+def mendeleev_number(z: int) -> int:
+    global _MENDELEEV  # a read-only table, filled once from pymatgen
+    if _MENDELEEV is None:
+        from pymatgen.core import Element
+
+        _MENDELEEV = {}
+        for number in range(1, 101):
+            value = Element.from_Z(number).mendeleev_no
+            _MENDELEEV[number] = int(value) if value is not None else 200 + number
+    return _MENDELEEV[int(z)]
+
+
+Composition = tuple[tuple[int, int], ...]   # ((Z, count in the cell), ...) sorted by Z
+
+
+def cell_composition(atomic_numbers: Iterable[int]) -> Composition:
+    return tuple(sorted(Counter(int(z) for z in atomic_numbers).items()))
+
+
+def prototype(composition: Composition) -> tuple[int, tuple[int, ...]]:
+    """(atoms in the cell, sorted element counts): SrTiO3 in a 5-atom cell -> (5, (1, 1, 3))."""
+    counts = tuple(sorted(n for _, n in composition))
+    return sum(counts), counts
+
+
+def element_distance(a: Composition, b: Composition) -> int:
+    """Sum of |Mendeleev number differences| with the elements of two same-prototype
+    compositions paired in order of (count, Mendeleev number)."""
+    order_a = sorted(a, key=lambda zn: (zn[1], mendeleev_number(zn[0])))
+    order_b = sorted(b, key=lambda zn: (zn[1], mendeleev_number(zn[0])))
+    return sum(abs(mendeleev_number(za) - mendeleev_number(zb)) for (za, _), (zb, _) in zip(order_a, order_b))
+
+
+def formula_text(composition: Composition) -> str:
+    """((17, 1), (11, 1)) -> "NaCl": counts of the cell (not reduced), by electronegativity as pymatgen writes them."""
+    from pymatgen.core import Element
+
+    elements = sorted(((Element.from_Z(z), n) for z, n in composition), key=lambda en: (en[0].X, en[0].Z))
+    return "".join(e.symbol + (str(n) if n > 1 else "") for e, n in elements)
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A reference crystal that voted."""
+
+    material_id: str
+    formula: str
+    space_group: int
+    distance: int        # element_distance to the query
+
+    def __str__(self) -> str:
+        return f"{self.formula} {self.material_id} ({self.space_group})".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class SpaceGroupGuess:
+    """The voted space group and the evidence for it."""
+
+    space_group: int
+    votes: tuple[tuple[int, float], ...]     # (space group, weight), largest first
+    neighbours: tuple[Neighbour, ...]        # nearest first
+
+    @property
+    def confidence(self) -> float:
+        """Share of the vote the winning group got (0..1)."""
+        total = sum(w for _, w in self.votes)
+        return self.votes[0][1] / total if total else 0.0
+
+
+class SpaceGroupPredictor:
+    """Nearest-prototype vote over a fixed set of reference crystals (the training split)."""
+
+    def __init__(self, crystals: Sequence[Crystal], neighbours: int = 5):
+        if neighbours < 1:
+            raise ValueError("neighbours must be at least 1")
+        self.neighbours = neighbours
+        self._by_prototype: dict[tuple, list[tuple[Composition, int, str]]] = defaultdict(list)
+        for crystal in crystals:
+            if not 1 <= crystal.space_group <= 230:
+                continue
+            composition = cell_composition(crystal.atomic_numbers.tolist())
+            self._by_prototype[prototype(composition)].append((composition, crystal.space_group, crystal.material_id))
+        if not self._by_prototype:
+            raise ValueError("no reference crystal has a space group")
+
+    def predict(self, atomic_numbers: Iterable[int]) -> SpaceGroupGuess | None:
+        """The voted group for this cell's atoms, or None when no reference crystal has its prototype."""
+        composition = cell_composition(atomic_numbers)
+        candidates = self._by_prototype.get(prototype(composition), [])
+        if not candidates:
+            return None
+        ranked = sorted(((element_distance(composition, c), sg, mid, c) for c, sg, mid in candidates),
+                        key=lambda item: (item[0], item[1]))[: self.neighbours]
+        votes: dict[int, float] = defaultdict(float)
+        for distance, space_group, _, _ in ranked:
+            votes[space_group] += 1.0 / (1.0 + distance)
+        ordered = tuple(sorted(votes.items(), key=lambda item: (-item[1], item[0])))
+        return SpaceGroupGuess(ordered[0][0], ordered,
+                               tuple(Neighbour(mid, formula_text(c), sg, d) for d, sg, mid, c in ranked))
