@@ -3,8 +3,11 @@
 Run:  .venv/bin/python benchmarks/model_quality.py [--limit N] [--threads 2] [--update-cards]
 
 For each CSP checkpoint in checkpoints/: composition-only match rate / RMSE (1000-step
-DDPM, k=1), and with the true space group where the model supports it. The validation
-split is rebuilt from each model card (same files, fraction and seed as training).
+DDPM by default, k=1), and where the model takes a space group also with the true group and
+with the group voted from the composition by its training crystals (`--space-group predicted`,
+still composition only); --guidance sets w for those two. The validation split is rebuilt from
+each model card (same files, fraction and seed as training).
+The mp_20 figures of the README: --sampler ddim --steps 100 (--guidance 2 for its predicted row).
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sampler", default="ddpm")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--guidance", type=float, default=0.0)
     parser.add_argument("--update-cards", action="store_true")
     args = parser.parse_args()
     import torch
@@ -35,9 +40,13 @@ def main() -> None:
     for info in list_checkpoints():
         if info.card.get("task") != "csp":
             continue
-        modes = ["none"] + (["csv"] if info.card.get("conditions", {}).get("space_group") else [])
+        modes = ["none"] + (["csv", "predicted"] if info.card.get("conditions", {}).get("space_group") else [])
         for mode in modes:
             argv = ["evaluate", "--checkpoint", info.name, "--sampler", args.sampler, "--space-group", mode]
+            if args.steps:
+                argv += ["--steps", str(args.steps)]
+            if mode != "none" and args.guidance:
+                argv += ["--guidance", str(args.guidance)]
             if args.limit:
                 argv += ["--limit", str(args.limit)]
             if args.update_cards:
@@ -47,7 +56,8 @@ def main() -> None:
             m = r["metrics"]
             pct = lambda v: "n/a" if v is None else f"{v:.1%}"
             rmse = "n/a" if m["rmse"] is None else f"{m['rmse']:.4f}"
-            condition = "composition" if mode == "none" else "composition + space group"
+            condition = {"none": "composition", "csv": "composition + true space group",
+                         "predicted": "composition (+ predicted space group)"}[mode]
             print(f"| {info.name} | own validation | {m['n']} | {condition} | {pct(m['match_rate'])} | {rmse} | "
                   f"{pct(m['validity'])} | {m['volume_error']:.3f} | {pct(m['space_group_rate'])} | "
                   f"{time.time() - start:.0f} s |", flush=True)

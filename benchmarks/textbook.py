@@ -3,7 +3,8 @@
 Run:  .venv/bin/python benchmarks/textbook.py [--checkpoint mp_20] [--samples 8] [--sampler ddim --steps 100]
 
 For each crystal of diffusion/textbook.py the model is given the primitive cell's formula
-(and, in a second row, the experimental space group when the model takes one), samples
+(and, in a second row, the experimental space group when the model takes one; in a third, the
+group its training crystals vote for from the formula alone, `--space-group predicted`), samples
 --samples structures with seeds 0..k-1, and the table reports how many reproduce the
 experimental structure (StructureMatcher as for the match rate), the best RMS, the median
 error of the lattice constant over the samples (volume per atom, cube root), and whether the
@@ -24,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from diffusion.api import generate  # noqa: E402
-from diffusion.checkpoints import load_model  # noqa: E402
+from diffusion.checkpoints import load_card, load_model, resolve  # noqa: E402
+from diffusion.evaluation import training_space_group_predictor  # noqa: E402
 from diffusion.formula import FormulaError  # noqa: E402
 from diffusion.textbook import TEXTBOOK, score_against_textbook  # noqa: E402
 
@@ -36,23 +38,32 @@ def main() -> None:
     parser.add_argument("--sampler", default="ddim")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--guidance", type=float, default=0.0, help="guidance weight w of the rows with a group")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)
     with_group = model.model_config.use_space_group
-    print(f"checkpoint {args.checkpoint}; {args.samples} samples per row, {args.sampler} {args.steps} steps; "
-          f"torch {torch.__version__}, {args.threads} threads\n")
+    predictor = training_space_group_predictor(load_card(resolve(args.checkpoint))) if with_group else None
+    print(f"checkpoint {args.checkpoint}; {args.samples} samples per row, {args.sampler} {args.steps} steps, "
+          f"guidance {args.guidance:g} with a group; torch {torch.__version__}, {args.threads} threads\n")
     print("| crystal | formula given | space group given | reproduced | best RMS | median lattice-constant error "
           "| most common space group | wall time |")
     print("|---|---|---|---|---|---|---|---|")
     for entry in TEXTBOOK:
-        for group in ([None, entry.space_group] if with_group else [None]):
+        rows: list[tuple[int | None, str]] = [(None, "-")]
+        if with_group:
+            rows.append((entry.space_group, str(entry.space_group)))
+            guess = predictor.predict(entry.structure().atomic_numbers)
+            if guess is not None:
+                rows.append((guess.space_group, f"{guess.space_group} predicted"))
+        for group, group_text in rows:
             start = time.time()
             try:
                 trajectory = generate(model, entry.formula, num_samples=args.samples, sampler=args.sampler,
-                                      steps=args.steps, seed=0, space_group=group, record="final")
+                                      steps=args.steps, seed=0, space_group=group, record="final",
+                                      guidance=args.guidance if group else 0.0)
             except (FormulaError, ValueError) as exc:
-                print(f"| {entry.name} | {entry.formula} | {group or '-'} | not offered: {exc} | | | | |")
+                print(f"| {entry.name} | {entry.formula} | {group_text} | not offered: {exc} | | | | |")
                 continue
             scores = [score_against_textbook(trajectory.structure(frame=-1, crystal=b), entry)
                       for b in range(args.samples)]
@@ -60,10 +71,10 @@ def main() -> None:
             errors = statistics.median(s.length_error for s in scores)
             common, _ = Counter(s.space_group for s in scores).most_common(1)[0]
             mark = "yes" if common == entry.space_group else "no"
-            print(f"| {entry.name} | {entry.formula} | {group or '-'} | {len(matched)}/{args.samples} | "
+            print(f"| {entry.name} | {entry.formula} | {group_text} | {len(matched)}/{args.samples} | "
                   f"{min(matched):.3f} | {errors:+.1%} | {common} ({mark}) | {time.time() - start:.1f} s |"
                   if matched else
-                  f"| {entry.name} | {entry.formula} | {group or '-'} | 0/{args.samples} | - | {errors:+.1%} | "
+                  f"| {entry.name} | {entry.formula} | {group_text} | 0/{args.samples} | - | {errors:+.1%} | "
                   f"{common} ({mark}) | {time.time() - start:.1f} s |", flush=True)
 
 

@@ -143,7 +143,10 @@ def headline_metrics(card: dict) -> list[dict]:
             row = {"run": sampler, "validity": _percent(m.get("validity")), "COV-R": _percent(m.get("cov_recall")),
                    "COV-P": _percent(m.get("cov_precision")), "density W": _number(m.get("density_wasserstein"))}
         else:
-            given = "+ space group" if result.get("space_group") not in (None, "none") else "composition"
+            given = {None: "composition", "none": "composition", "predicted": "composition + predicted space group"}.get(
+                result.get("space_group"), "+ space group")
+            if result.get("guidance"):
+                given += f", w = {result['guidance']:g}"
             row = {"run": f"{sampler}, {given}", "match rate": _percent(m.get("match_rate")),
                    "RMSE": _number(m.get("rmse")), "validity": _percent(m.get("validity"))}
             if m.get("space_group_rate") is not None:

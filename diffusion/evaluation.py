@@ -127,6 +127,8 @@ def _finish(args, path: Path, results: dict, command: str) -> dict:
             key = f"gen_{args.sampler}_{results['steps']}_n{results['n']}"
         else:
             key = f"{args.sampler}_{results['steps']}_sg-{args.space_group}_k{args.num_samples}"
+            if args.guidance:
+                key += f"_w{args.guidance:g}"
         card.setdefault("metrics", {})[key] = results
         save_checkpoint(model_from_dict(data, path.name), path, card)
     return results

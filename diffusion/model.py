@@ -92,7 +92,9 @@ class MessageLayer(nn.Module):
         """h: (N, H); graph: the batch's edges; edge_term: (E, H) this layer's projection of edge
         features; crystal_term: (N, H) this layer's projection of the crystal's lattice, one row per atom."""
         hn = self.norm(h)
-        messages = self.edge_mlp((self.src_proj(hn) + crystal_term)[graph.src] + self.dst_proj(hn)[graph.dst] + edge_term)
+        # index_select rather than advanced indexing: the same gather at a fraction of the overhead
+        messages = self.edge_mlp(torch.index_select(self.src_proj(hn) + crystal_term, 0, graph.src)
+                                 + torch.index_select(self.dst_proj(hn), 0, graph.dst) + edge_term)
         return h + self.node_mlp(torch.cat([hn, graph.mean_over_edges(messages)], -1))
 
 

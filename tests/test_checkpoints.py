@@ -105,8 +105,11 @@ def test_headline_metrics_reads_both_tasks_and_skips_junk():
                               "metrics": {"n": 500, "validity": 1.0,
                                                                                 "cov_recall": 0.995, "cov_precision": 0.266,
                                                                                 "density_wasserstein": 0.11115}},
+        "ddim_100_sg-predicted_k1_w2": {"checkpoint_steps": 7, "sampler": "ddim", "steps": 100, "guidance": 2.0,
+                                        "space_group": "predicted", "metrics": {"n": 10, "match_rate": 0.32}},
         "broken": "not a result"}}
-    csp, gen = headline_metrics(card)
+    csp, gen, predicted = headline_metrics(card)
+    assert predicted["run"] == "DDIM 100, composition + predicted space group, w = 2"
     assert csp == {"run": "DDIM 100, composition", "match rate": "21.5%", "RMSE": "0.225", "validity": "91.0%",
                    "n": 10, "at step": 7}
     assert headline_metrics({"metrics": ["not", "a", "dict"]}) == []
