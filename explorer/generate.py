@@ -160,8 +160,19 @@ def _on_suggest_space_group(entry: ModelEntry, numbers: list[int]) -> None:
     near = "; ".join(str(n) for n in guess.neighbours[:3])
     ss["gen.sg_hint"] = ("info", f"Suggested {space_group_label(guess.space_group)}: {guess.confidence:.0%} of the "
                                  f"vote of the {len(guess.neighbours)} chemically nearest training crystals with the "
-                                 f"same atom counts (nearest: {near}). A guess, right about 6 times in 10 on "
-                                 "mp_20's validation crystals.", ss.get("gen.composition"), ss["gen.sg_text"])
+                                 f"same atom counts (nearest: {near}). {_vote_accuracy(entry.card)}",
+                         ss.get("gen.composition"), ss["gen.sg_text"])
+
+
+def _vote_accuracy(card: dict) -> str:
+    """How often the vote named the true group on the model's validation split, when the card says."""
+    metrics = card.get("metrics")
+    for result in (metrics.values() if isinstance(metrics, dict) else ()):
+        measured = result.get("space_group_prediction") if isinstance(result, dict) else None
+        if isinstance(measured, dict) and isinstance(measured.get("accuracy"), (int, float)) and measured.get("n"):
+            return (f"A guess: it named the true group of {measured['accuracy']:.0%} of this model's "
+                    f"{measured['n']} validation crystals.")
+    return "A guess: check it against what you know of the compound."
 
 
 def _on_sampler_change(models: list[ModelEntry]) -> None:

@@ -150,7 +150,9 @@ def test_generate_page_suggests_a_space_group(tiny_space_group_model, monkeypatc
     at.button(key="gen.sg_suggest").click().run()
     assert not at.exception
     assert at.text_input(key="gen.sg_text").value == str(expected.space_group)
-    assert any(f"Suggested" in i.value and str(expected.space_group) in i.value for i in at.info)
+    hint = next(i.value for i in at.info if "Suggested" in i.value)
+    assert str(expected.space_group) in hint
+    assert "A guess" in hint
     # the hint goes once the field is edited; a prototype nobody has gets a warning, not a traceback
     at.text_input(key="gen.sg_text").set_value("").run()
     assert not any("Suggested" in i.value for i in at.info)
@@ -159,3 +161,12 @@ def test_generate_page_suggests_a_space_group(tiny_space_group_model, monkeypatc
     at.button(key="gen.sg_suggest").click().run()
     assert not at.exception and any("nothing to vote" in w.value for w in at.warning)
     assert at.text_input(key="gen.sg_text").value == ""
+
+
+def test_hint_quotes_the_measured_vote_accuracy():
+    from explorer.generate import _vote_accuracy
+
+    card = {"metrics": {"ddim_100_sg-none_k1": {"metrics": {}},
+                        "ddim_100_sg-predicted_k1_w2": {"space_group_prediction": {"accuracy": 0.6216, "n": 1110}}}}
+    assert "62% of this model's 1110 validation crystals" in _vote_accuracy(card)
+    assert "check it" in _vote_accuracy({}) and "check it" in _vote_accuracy({"metrics": ["junk"]})
