@@ -98,6 +98,12 @@ def evaluate_checkpoint(args, command: str) -> dict:
         "seconds_per_structure": round(sampling_seconds / max(1, len(jobs)), 4),
         "metrics": metrics,
     }
+    # per crystal, for looking into which ones fail (first sample; matched = valid and within the matcher)
+    results["crystals"] = [
+        {"material_id": crystal.material_id, "true_space_group": crystal.space_group,
+         "requested_space_group": requested[i], "valid": row[0].valid,
+         "rms": None if row[0].rms is None else round(row[0].rms, 5), "sample_space_group": row[0].space_group or None}
+        for i, (crystal, row) in enumerate(zip(crystals, scores))]
     if predicted is not None:
         # how often the vote named the crystal's true group: the ceiling on what it can add
         results["space_group_prediction"] = {**predicted, "n": len(crystals),

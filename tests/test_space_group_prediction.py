@@ -110,6 +110,13 @@ def test_cli_sample_and_evaluate_with_predicted_space_groups(tiny_space_group_mo
     assert result["space_group"] == "predicted" and result["space_group_prediction"]["n"] == 3
     assert 0 <= result["space_group_prediction"]["correct"] <= result["space_group_prediction"]["predicted"] <= 3
     assert result["metrics"]["space_group_rate"] is not None or result["space_group_prediction"]["predicted"] == 0
+    # one record per crystal: which group was asked for, and whether its sample matched
+    crystals = result["crystals"]
+    assert len(crystals) == 3 and all(c["material_id"] for c in crystals)
+    assert sum(c["requested_space_group"] == c["true_space_group"] for c in crystals) == \
+        result["space_group_prediction"]["correct"]
+    matched = sum(c["rms"] is not None for c in crystals)
+    assert matched == round(result["metrics"]["match_rate"] * 3)
 
 
 def test_predicted_space_group_errors_are_one_line(tiny_space_group_model, checkpoint_dir, tmp_path):
