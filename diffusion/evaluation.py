@@ -135,7 +135,8 @@ def _finish(args, path: Path, results: dict, command: str) -> dict:
             key = f"{args.sampler}_{results['steps']}_sg-{args.space_group}_k{args.num_samples}"
             if args.guidance:
                 key += f"_w{args.guidance:g}"
-        card.setdefault("metrics", {})[key] = results
+        # the card keeps the summary; the per-crystal list stays in --json (it would grow the card by ~0.5 MB)
+        card.setdefault("metrics", {})[key] = {k: v for k, v in results.items() if k != "crystals"}
         save_checkpoint(model_from_dict(data, path.name), path, card)
     return results
 

@@ -12,25 +12,27 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 from .crystal import Crystal
 
-# Pettifor's Mendeleev numbers as tabulated by pymatgen (Element.mendeleev_no), Z = 1..100:
-# a 1-D ordering in which chemically similar elements sit close together.
-_MENDELEEV: dict[int, int] | None = None
+
+@lru_cache(maxsize=1)
+def _mendeleev_table() -> dict[int, int]:
+    """Pettifor's Mendeleev numbers as tabulated by pymatgen (Element.mendeleev_no), Z = 1..100: a 1-D
+    ordering in which chemically similar elements sit close together (elements without one go last)."""
+    from pymatgen.core import Element
+
+    table = {}
+    for number in range(1, 101):
+        value = Element.from_Z(number).mendeleev_no
+        table[number] = int(value) if value is not None else 200 + number
+    return table
 
 
 def mendeleev_number(z: int) -> int:
-    global _MENDELEEV  # a read-only table, filled once from pymatgen
-    if _MENDELEEV is None:
-        from pymatgen.core import Element
-
-        _MENDELEEV = {}
-        for number in range(1, 101):
-            value = Element.from_Z(number).mendeleev_no
-            _MENDELEEV[number] = int(value) if value is not None else 200 + number
-    return _MENDELEEV[int(z)]
+    return _mendeleev_table()[int(z)]
 
 
 Composition = tuple[tuple[int, int], ...]   # ((Z, count in the cell), ...) sorted by Z

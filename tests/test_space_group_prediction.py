@@ -107,6 +107,7 @@ def test_cli_sample_and_evaluate_with_predicted_space_groups(tiny_space_group_mo
     result = json.loads(out.read_text())
     stored = json.loads(checkpoint.with_suffix(".json").read_text())["metrics"]
     assert stored["ddim_3_sg-predicted_k1_w1"]["guidance"] == 1.0   # guided runs do not overwrite plain ones
+    assert "crystals" not in stored["ddim_3_sg-predicted_k1_w1"]      # per-crystal rows stay in --json
     assert result["space_group"] == "predicted" and result["space_group_prediction"]["n"] == 3
     assert 0 <= result["space_group_prediction"]["correct"] <= result["space_group_prediction"]["predicted"] <= 3
     assert result["metrics"]["space_group_rate"] is not None or result["space_group_prediction"]["predicted"] == 0
