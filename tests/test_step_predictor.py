@@ -81,7 +81,11 @@ def test_chunked_evaluation_equals_one_pass(tiny_gen):
     assert len(whole.chunks) == 1 and [c[0] for c in chunked.chunks] == [slice(0, 1), slice(1, 3), slice(3, 4)]
     a, b = whole(*args), chunked(*args)
     for name in ("lattice_eps", "coord_score", "type_logits"):
-        assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-5), name
+        # to the outputs' own scale: scores reach ~100 at small t, and float32 rounding of differently
+        # blocked products (one pass vs chunks, 1 vs 2 threads) differs by ~1e-5 of that; crosstalk
+        # between crystals would be of the order of the outputs themselves
+        x, y = getattr(a, name), getattr(b, name)
+        assert torch.allclose(x, y, rtol=1e-4, atol=1e-4 * float(y.abs().max())), name
 
 
 def test_a_copied_model_does_not_share_traces(tiny_csp):
