@@ -143,8 +143,8 @@ def headline_metrics(card: dict) -> list[dict]:
             row = {"run": sampler, "validity": _percent(m.get("validity")), "COV-R": _percent(m.get("cov_recall")),
                    "COV-P": _percent(m.get("cov_precision")), "density W": _number(m.get("density_wasserstein"))}
         else:
-            given = {None: "composition", "none": "composition", "predicted": "composition + predicted space group"}.get(
-                result.get("space_group"), "+ space group")
+            given = {None: "composition", "none": "composition", "predicted": "+ predicted space group"}.get(
+                result.get("space_group"), "+ true space group")
             if result.get("guidance"):
                 given += f", w = {result['guidance']:g}"
             row = {"run": f"{sampler}, {given}", "match rate": _percent(m.get("match_rate")),

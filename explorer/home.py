@@ -103,11 +103,7 @@ def _card(entry) -> None:
         f"- **Training:** {training_summary(card)}",
     ]
     st.markdown("\n".join(lines))
-    metrics = card.get("metrics") or {}
-    if metrics:
-        st.markdown("**Metrics** (from the model card)")
-        st.dataframe(pd.DataFrame(headline_metrics(card)), hide_index=True, width="stretch")
-    else:
+    if not headline_metrics(card):
         st.caption("No evaluation metrics in this card yet.")
 
 
@@ -122,3 +118,11 @@ def models_section() -> None:
     for i, entry in enumerate(models):
         with columns[i % len(columns)].container(border=True):
             _card(entry)
+    # the tables are wide (one row per evaluation run): full width, one tab per model, below the cards
+    measured = [(entry, headline_metrics(entry.card)) for entry in models]
+    measured = [(entry, rows) for entry, rows in measured if rows]
+    if measured:
+        st.markdown("#### Validation metrics (from the model cards)")
+        for tab, (entry, rows) in zip(st.tabs([entry.name for entry, _ in measured]), measured):
+            with tab:
+                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")

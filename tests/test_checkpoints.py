@@ -109,7 +109,7 @@ def test_headline_metrics_reads_both_tasks_and_skips_junk():
                                         "space_group": "predicted", "metrics": {"n": 10, "match_rate": 0.32}},
         "broken": "not a result"}}
     csp, gen, predicted = headline_metrics(card)
-    assert predicted["run"] == "DDIM 100, composition + predicted space group, w = 2"
+    assert predicted["run"] == "DDIM 100, + predicted space group, w = 2"
     assert csp == {"run": "DDIM 100, composition", "match rate": "21.5%", "RMSE": "0.225", "validity": "91.0%",
                    "n": 10, "at step": 7}
     assert headline_metrics({"metrics": ["not", "a", "dict"]}) == []
