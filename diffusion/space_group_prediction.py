@@ -74,7 +74,7 @@ class Neighbour:
     distance: int        # element_distance to the query
 
     def __str__(self) -> str:
-        return f"{self.formula} {self.material_id} ({self.space_group})".replace("  ", " ")
+        return " ".join(part for part in (self.formula, self.material_id, f"({self.space_group})") if part)
 
 
 @dataclass(frozen=True)

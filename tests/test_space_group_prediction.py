@@ -13,7 +13,7 @@ from test_cli import assert_one_line_error, cli
 
 from diffusion.crystal import Crystal
 from diffusion.space_group_prediction import (SpaceGroupPredictor, cell_composition, element_distance,
-                                              mendeleev_number, prototype)
+                                              formula_text, mendeleev_number, prototype)
 
 
 def crystal(numbers, space_group, name=""):
@@ -91,8 +91,8 @@ def test_cli_sample_and_evaluate_with_predicted_space_groups(tiny_space_group_mo
     numbers = formula.atomic_numbers.tolist()
     expected = predictor.predict(numbers)
     assert expected is not None
-    from pymatgen.core import Composition, Element
-    text = "".join(f"{Element.from_Z(z).symbol}{n}" for z, n in cell_composition(numbers))
+    from pymatgen.core import Composition
+    text = formula_text(cell_composition(numbers))
     assert Composition(text).num_atoms == len(numbers)
     r = cli("sample", "--checkpoint", str(checkpoint), "--composition", text, "--space-group", "predicted",
             "--steps", "3", "--out", str(tmp_path / "out"))
@@ -148,7 +148,7 @@ def test_generate_page_suggests_a_space_group(tiny_space_group_model, monkeypatc
     checkpoint, rows = tiny_space_group_model
     monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint.parent))
     first = load_csv(rows).crystals[0]
-    text = "".join(f"{Element.from_Z(z).symbol}{n}" for z, n in cell_composition(first.atomic_numbers.tolist()))
+    text = formula_text(cell_composition(first.atomic_numbers.tolist()))
     expected = training_space_group_predictor(json.loads(checkpoint.with_suffix(".json").read_text())).predict(
         first.atomic_numbers.tolist())
 
