@@ -18,7 +18,8 @@ from .figures import distribution_figure
 from .generate import check_formula
 from .metrics_view import BatchMetrics, batch_metrics
 from .models import ModelEntry, sample_trajectory, try_model_info
-from .numbers import find_space_group, parse_space_group, space_group_label
+from .numbers import find_space_group
+from .space_group_field import space_group_field
 from .settings import DEFAULT_STEPS, SAMPLER_LABELS, GenerateSettings
 from .viewer import ViewFrame, grid_html
 from .widgets import show_view
@@ -110,12 +111,12 @@ def controls(models: list[ModelEntry]):
         if info is None:
             st.error(error)
             return entry, None, None, 0, error
-        composition, num_atoms = "", 0
+        composition, num_atoms, numbers = "", 0, None
         if info.task == "csp":
             composition = st.text_input("Composition (atoms in the cell)", value="SrTiO3", key="batch.composition",
                                         max_chars=200)
             try:
-                check_formula(info, composition)
+                numbers = check_formula(info, composition)
             except FormulaError as exc:
                 st.error(f"Composition: {exc}.", icon=":material/error:")
                 problem = f"composition: {exc}"
@@ -124,13 +125,10 @@ def controls(models: list[ModelEntry]):
                                             max_value=info.max_atoms, value=0, step=1, key="batch.atoms"))
         space_group = None
         if info.use_space_group:
-            space_group, message = parse_space_group(st.text_input("Space group (optional)", key="batch.sg",
-                                                                   placeholder="e.g. 225 or Fm-3m"))
-            if message:
-                st.error(f"Space group: {message}.", icon=":material/error:")
-                problem = problem or f"space group: {message}"
-            elif space_group:
-                st.caption(f"Asking for {space_group_label(space_group)}.")
+            space_group, sg_problem = space_group_field(entry, "batch", "batch.sg", "batch.composition",
+                                                        numbers if info.task == "csp" and problem is None else None,
+                                                        "e.g. 225 or Fm-3m")
+            problem = problem or sg_problem
     with middle:
         count = int(st.number_input(f"Number of samples (1 to {MAX_BATCH})", min_value=1, max_value=MAX_BATCH,
                                     value=16, step=1, key="batch.n"))

@@ -33,8 +33,9 @@ from .equation_view import show_panels
 from .equations import reverse_panels
 from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
-from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, suggest_space_group, try_model_info
-from .numbers import describe, parse_space_group, space_group_label
+from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
+from .numbers import describe
+from .space_group_field import space_group_field
 from .settings import DEFAULT_STEPS, MAX_SEED, SAMPLER_LABELS, GenerateSettings, from_query
 from .viewer import ViewFrame, ViewOptions, trajectory_html
 from .widgets import numbers_table, result_picker, show_view, shown_item
@@ -150,31 +151,6 @@ def _on_model_change(models: list[ModelEntry]) -> None:
     ss["gen.use_prop"] = False
 
 
-def _on_suggest_space_group(entry: ModelEntry, numbers: list[int]) -> None:
-    """Fill the space-group field with the training crystals' vote (a callback: runs before the widgets)."""
-    guess, message = suggest_space_group(entry, numbers)
-    if guess is None:
-        ss["gen.sg_hint"] = ("warning", message, ss.get("gen.composition"), ss.get("gen.sg_text"))
-        return
-    ss["gen.sg_text"] = str(guess.space_group)
-    near = "; ".join(str(n) for n in guess.neighbours[:3])
-    ss["gen.sg_hint"] = ("info", f"Suggested {space_group_label(guess.space_group)}: {guess.confidence:.0%} of the "
-                                 f"vote of the {len(guess.neighbours)} chemically nearest training crystals with the "
-                                 f"same atom counts (nearest: {near}). {_vote_accuracy(entry.card)}",
-                         ss.get("gen.composition"), ss["gen.sg_text"])
-
-
-def _vote_accuracy(card: dict) -> str:
-    """How often the vote named the true group on the model's validation split, when the card says."""
-    metrics = card.get("metrics")
-    for result in (metrics.values() if isinstance(metrics, dict) else ()):
-        measured = result.get("space_group_prediction") if isinstance(result, dict) else None
-        if isinstance(measured, dict) and isinstance(measured.get("accuracy"), (int, float)) and measured.get("n"):
-            return (f"A guess: it named the true group of {measured['accuracy']:.0%} of this model's "
-                    f"{measured['n']} validation crystals.")
-    return "A guess: check it against what you know of the compound."
-
-
 def _on_sampler_change(models: list[ModelEntry]) -> None:
     entry = _entry(models, ss["gen.model"])
     ss["gen.steps"] = min(DEFAULT_STEPS[ss["gen.sampler"]], _steps_of(entry) if entry else 1000)
@@ -280,24 +256,11 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
                             help="Ab initio generation: the model chooses the elements as well as the structure.")
         space_group = None
         if info.use_space_group:
-            st.text_input("Space group (optional)", key="gen.sg_text", placeholder="e.g. 136 or P4_2/mnm",
-                          help="Ask for a symmetry: a number 1-230 or a Hermann-Mauguin symbol. Empty = any.")
-            if info.task == "csp" and not problems:
-                st.button("Suggest a group from similar training crystals", key="gen.sg_suggest",
-                          on_click=_on_suggest_space_group, args=(entry, numbers),
-                          help="The model's training crystals with the same number of atoms and element counts, "
-                               "ranked by chemical similarity (Pettifor's Mendeleev numbers), vote for their "
-                               "space group. The model reproduces far more crystals when it is given the right group.")
-            hint = ss.get("gen.sg_hint")
-            # shown while the composition and the group it was made for are on screen
-            if hint and hint[2:] == (ss.get("gen.composition"), ss.get("gen.sg_text")):
-                (st.info if hint[0] == "info" else st.warning)(hint[1], icon=":material/lightbulb:")
-            space_group, message = parse_space_group(ss.get("gen.sg_text", ""))
-            if message:
-                st.error(f"Space group: {message}.", icon=":material/error:")
-                problems.append(f"space group: {message}")
-            elif space_group is not None:
-                st.caption(f"Asking for {space_group_label(space_group)}.")
+            space_group, problem = space_group_field(entry, "gen", "gen.sg_text", "gen.composition",
+                                                     numbers if info.task == "csp" and not problems else None,
+                                                     "e.g. 136 or P4_2/mnm")
+            if problem:
+                problems.append(problem)
     with middle:
         prop = None
         if info.use_property:

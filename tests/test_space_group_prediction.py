@@ -171,8 +171,35 @@ def test_generate_page_suggests_a_space_group(tiny_space_group_model, monkeypatc
     assert at.text_input(key="gen.sg_text").value == ""
 
 
+def test_batch_page_suggests_a_space_group_and_samples_with_it(tiny_space_group_model, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+    from diffusion.data import load_csv
+    from diffusion.evaluation import training_space_group_predictor
+
+    checkpoint, rows = tiny_space_group_model
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint.parent))
+    first = load_csv(rows).crystals[0]
+    expected = training_space_group_predictor(json.loads(checkpoint.with_suffix(".json").read_text())).predict(
+        first.atomic_numbers.tolist())
+
+    at = AppTest.from_file(str(ROOT / "pages" / "4_Batch_and_metrics.py"), default_timeout=120).run()
+    assert not at.exception
+    at.text_input(key="batch.composition").set_value(formula_text(cell_composition(first.atomic_numbers.tolist()))).run()
+    at.button(key="batch.sg_suggest").click().run()
+    assert not at.exception
+    assert at.text_input(key="batch.sg").value == str(expected.space_group)
+    assert any("Suggested" in i.value for i in at.info)
+    at.number_input(key="batch.n").set_value(2).run()
+    at.number_input(key="batch.steps").set_value(5).run()
+    at.button(key="batch.go").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["batch.result"].settings.space_group == expected.space_group
+
+
 def test_hint_quotes_the_measured_vote_accuracy():
-    from explorer.generate import _vote_accuracy
+    from explorer.space_group_field import vote_accuracy as _vote_accuracy
 
     card = {"metrics": {"ddim_100_sg-none_k1": {"metrics": {}},
                         "ddim_100_sg-predicted_k1_w2": {"space_group_prediction": {"accuracy": 0.6216, "n": 1110}}}}
