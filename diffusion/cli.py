@@ -63,6 +63,11 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+TEMPLATE_HELP = ("start from a template instead of noise (composition only): the chemically nearest training "
+                 "crystal with the same atom counts, its elements replaced by yours, noised to step T0 "
+                 "(0 = the template itself, T = forget it); compositions without one start from noise")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m diffusion", description="Diffusion models for periodic crystals.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -118,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the model's training crystals of the same prototype (composition only)")
     s.add_argument("--property", dest="prop", type=finite_float, default=None, help="target property value")
     s.add_argument("--guidance", type=finite_float, default=0.0, help="classifier-free guidance weight w")
+    s.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0", help=TEMPLATE_HELP)
     s.add_argument("--batch-size", type=positive_int, default=64, help="crystals per sampling batch")
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=positive_int, default=None)
@@ -139,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="none: composition only; csv: each crystal's true group; predicted: composition only, "
                         "with the group voted by the training crystals of the same prototype")
     e.add_argument("--guidance", type=finite_float, default=0.0)
+    e.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0",
+                   help=TEMPLATE_HELP)
     e.add_argument("--seed", type=nonnegative_int, default=0)
     e.add_argument("--batch-size", type=positive_int, default=128)
     e.add_argument("--device", default="auto")

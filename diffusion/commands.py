@@ -13,6 +13,7 @@ from .checkpoints import load_model
 from .data import load_csv
 from .device import resolve_device
 from .sampling import SampleRequest, SamplingConfig, sample
+from .templates import PlacedSample, sample_from_templates
 
 
 def run_train(args, command: str) -> int:
@@ -86,6 +87,34 @@ def _predicted_space_groups(args, atoms) -> list[int]:
     return [guesses[a].space_group if guesses[a] else 0 for a in atoms]
 
 
+def _templates(args, model, atoms) -> list:
+    """One template (or None) per sample for --template-step, from the model's training crystals."""
+    from .checkpoints import load_card, resolve
+    from .evaluation import training_template_library
+
+    if model.process.task != "csp" or any(a is None for a in atoms):
+        raise ValueError("--template-step needs compositions (a structure-prediction model)")
+    if args.template_step > model.num_steps:
+        raise ValueError(f"--template-step must be between 0 and the model's T = {model.num_steps}, "
+                         f"got {args.template_step}")
+    try:
+        library = training_template_library(load_card(resolve(args.checkpoint)))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot build templates: {error}") from None
+    found = {a: library.template(a) for a in set(atoms)}
+    if len(found) == 1:
+        template = next(iter(found.values()))
+        if template is None:
+            raise ValueError("no training crystal has this composition's prototype (atoms per cell and element "
+                             "counts), so there is no template: leave --template-step out")
+        print(f"template: {template.describe()}, noised to step {args.template_step}", file=sys.stderr)
+    else:
+        missing = sum(t is None for t in found.values())
+        print(f"templates for {len(found) - missing} of {len(found)} compositions"
+              + (f"; {missing} without one start from noise" if missing else ""), file=sys.stderr)
+    return [found[a] for a in atoms]
+
+
 def run_sample(args, command: str) -> int:
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device)
@@ -134,6 +163,7 @@ def run_sample(args, command: str) -> int:
         raise ValueError("this model was not trained with a property condition (--property)")
     if not names:
         raise ValueError("nothing to sample")
+    templates = _templates(args, model, atoms) if args.template_step is not None else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bar = _progress_bar(len(names), "sampling")
@@ -146,12 +176,15 @@ def run_sample(args, command: str) -> int:
             atomic_numbers=tuple(atoms[chunk]) if model.process.task == "csp" else None,
             prop=None if args.prop is None else (args.prop,) * n,
             space_group=None if groups is None else tuple(groups[chunk]))
-        trajectory = sample(model, request, config)
-        for i, name in enumerate(names[chunk]):
-            structure = trajectory.structure(frame=trajectory.num_frames - 1, crystal=i)
-            structure.to(filename=str(out / f"{name}.cif"))
-            if args.trajectory:
-                (out / f"{name}.extxyz").write_text(trajectory.to_extxyz(i))
+        if templates is None:
+            trajectory = sample(model, request, config)
+            placed = [PlacedSample(trajectory, i, None) for i in range(n)]
+        else:
+            placed = sample_from_templates(model, request, config, templates[chunk], args.template_step)
+        for name, result in zip(names[chunk], placed):
+            result.structure().to(filename=str(out / f"{name}.cif"))
+            if args.trajectory and result.extxyz() is not None:
+                (out / f"{name}.extxyz").write_text(result.extxyz())
         bar.update(n)
     bar.close()
     print(f"wrote {len(names)} structure(s) to {out}/")

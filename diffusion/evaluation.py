@@ -16,6 +16,7 @@ from .device import resolve_device
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
 from .sampling import SampleRequest, SamplingConfig, sample
 from .space_group_prediction import SpaceGroupPredictor
+from .templates import TemplateLibrary, sample_from_templates
 from .train import TrainConfig, prepare_data
 
 
@@ -63,6 +64,10 @@ def evaluate_checkpoint(args, command: str) -> dict:
         requested = [g.space_group if g else 0 for g in guesses]
         predicted = {"predicted": sum(g is not None for g in guesses),
                      "correct": sum(r == c.space_group for r, c in zip(requested, crystals) if r)}
+    templates = None
+    if args.template_step is not None:
+        library = training_template_library(card)
+        templates = [library.template(c.atomic_numbers.tolist()) for c in crystals]
     config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
                             record="final")
     config.validate(model.num_steps)
@@ -77,9 +82,14 @@ def evaluate_checkpoint(args, command: str) -> dict:
             seeds=tuple(args.seed + j * 100_000 + i for i, j in chunk),
             atomic_numbers=tuple(tuple(crystals[i].atomic_numbers.tolist()) for i, _ in chunk),
             space_group=tuple(requested[i] for i, _ in chunk) if args.space_group != "none" else None)
-        trajectory = sample(model, request, config)
-        for b, job in enumerate(chunk):
-            samples[job] = trajectory.structure(frame=trajectory.num_frames - 1, crystal=b)
+        if templates is None:
+            trajectory = sample(model, request, config)
+            for b, job in enumerate(chunk):
+                samples[job] = trajectory.structure(frame=trajectory.num_frames - 1, crystal=b)
+        else:
+            placed = sample_from_templates(model, request, config, [templates[i] for i, _ in chunk], args.template_step)
+            for job, result in zip(chunk, placed):
+                samples[job] = result.structure()
         bar.update(len(chunk))
     bar.close()
     sampling_seconds = time.time() - start
@@ -93,6 +103,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
     results = {
         "checkpoint": path.stem, "task": "csp", "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
         "sampler": args.sampler, "steps": args.steps or model.num_steps, "space_group": args.space_group,
+        "template_step": args.template_step,
         "guidance": args.guidance, "seed": args.seed, "device": str(device),
         "sampling_seconds": round(sampling_seconds, 1),
         "seconds_per_structure": round(sampling_seconds / max(1, len(jobs)), 4),
@@ -104,6 +115,10 @@ def evaluate_checkpoint(args, command: str) -> dict:
          "requested_space_group": requested[i], "valid": row[0].valid,
          "rms": None if row[0].rms is None else round(row[0].rms, 5), "sample_space_group": row[0].space_group or None}
         for i, (crystal, row) in enumerate(zip(crystals, scores))]
+    if templates is not None:
+        results["templates"] = {"found": sum(t is not None for t in templates), "n": len(crystals),
+                                "same_space_group": sum(t is not None and t.source.space_group == c.space_group
+                                                        for t, c in zip(templates, crystals))}
     if predicted is not None:
         # how often the vote named the crystal's true group: the ceiling on what it can add
         results["space_group_prediction"] = {**predicted, "n": len(crystals),
@@ -111,16 +126,25 @@ def evaluate_checkpoint(args, command: str) -> dict:
     return _finish(args, path, results, command)
 
 
-def training_space_group_predictor(card: dict) -> SpaceGroupPredictor:
-    """The space-group vote over a checkpoint's own training split (rebuilt from its card's files)."""
+def _training_crystals(card: dict, why: str) -> list:
+    """A checkpoint's own training split, rebuilt from the files its card names."""
     own_files = argparse.Namespace(data=None)   # the card's training files, whatever --data says
-    config = training_config(own_files, card, "its training crystals are needed to predict space groups")
+    config = training_config(own_files, card, f"its training crystals are needed {why}")
     missing = [path for path in config.data if not Path(path).exists()]
     if missing:
-        raise ValueError(f"the training data {', '.join(missing)} is not here (space groups are voted by the "
-                         "training crystals)")
+        raise ValueError(f"the training data {', '.join(missing)} is not here (it is needed {why})")
     _, train, _ = prepare_data(config)
-    return SpaceGroupPredictor(train)
+    return train
+
+
+def training_space_group_predictor(card: dict) -> SpaceGroupPredictor:
+    """The space-group vote over a checkpoint's own training split."""
+    return SpaceGroupPredictor(_training_crystals(card, "to predict space groups"))
+
+
+def training_template_library(card: dict) -> TemplateLibrary:
+    """Structure templates from a checkpoint's own training split."""
+    return TemplateLibrary(_training_crystals(card, "for structure templates"))
 
 
 def _finish(args, path: Path, results: dict, command: str) -> dict:
@@ -135,6 +159,8 @@ def _finish(args, path: Path, results: dict, command: str) -> dict:
             key = f"{args.sampler}_{results['steps']}_sg-{args.space_group}_k{args.num_samples}"
             if args.guidance:
                 key += f"_w{args.guidance:g}"
+            if args.template_step is not None:
+                key += f"_template{args.template_step}"
         # the card keeps the summary; the per-crystal list stays in --json (it would grow the card by ~0.5 MB)
         card.setdefault("metrics", {})[key] = {k: v for k, v in results.items() if k != "crystals"}
         save_checkpoint(model_from_dict(data, path.name), path, card)

@@ -13,6 +13,10 @@ pc    ddpm preceded by one Langevin corrector step on F at level t (DiffCSP, Alg
           F <- w(F + gamma score + sqrt(2 gamma) z),  gamma = step_lr (sigma_t / sigma_1)^2.
 ddim  Deterministic: DDIM for the lattice (Song et al. 2021, eta = 0) and the probability-flow
       ODE for the coordinates, F_s = w(F_t + (sigma_t^2 - sigma_s^2) score / 2). Few steps.
+Start from a structure (CSP, SDEdit, Meng et al. 2022): instead of the prior at T, the reverse
+      process starts at step t0 from a given crystal noised by the forward process
+      (x_t0 = sqrt(abar_t0) x_0 + sqrt(1 - abar_t0) eps, F_t0 = w(F_0 + sigma_t0 z)) and runs
+      the same strided grid below t0: small t0 keeps the start, t0 = T forgets it.
 Types (ab initio): absorbing diffusion; a masked atom is revealed between t and s with
       probability (m_t - m_s) / m_t, m_t = t / T, drawn from the model's p(type | x_t).
 """
@@ -25,7 +29,7 @@ from typing import Callable, Literal
 import torch
 
 from .corruption import MASK, NUM_TYPE_CLASSES, wrap
-from .crystal import CrystalGraph
+from .crystal import Crystal, CrystalGraph
 from .geometry import min_distances, volumes
 from .process import CrystalDiffusion, Prediction
 from .step_predictor import StepPredictor
@@ -74,6 +78,8 @@ class SampleRequest:
     None (ab initio); prop: target property in data units (None = unconditional);
     space_group: 1..230 per crystal (None = unconditional); seeds: one per crystal, so a
     crystal's trajectory does not depend on what else is in the batch.
+    start, start_step: CSP only: begin at step t0 = start_step from these crystals (atoms in
+    the order of atomic_numbers) noised by the forward process, instead of from the prior at T.
     """
 
     num_atoms: tuple[int, ...]
@@ -81,13 +87,21 @@ class SampleRequest:
     atomic_numbers: tuple[tuple[int, ...], ...] | None = None
     prop: tuple[float, ...] | None = None
     space_group: tuple[int, ...] | None = None
+    start: tuple[Crystal, ...] | None = None
+    start_step: int | None = None
 
 
-def step_grid(num_steps: int, steps: int | None) -> list[int]:
-    """Descending steps T = t_0 > ... > t_{S-1} >= 1 evenly spread; sampling then ends at 0."""
-    if steps is None or steps >= num_steps:
-        return list(range(num_steps, 0, -1))
-    grid = torch.linspace(num_steps, 1, steps).round().long().tolist()
+def step_grid(num_steps: int, steps: int | None, start_step: int | None = None) -> list[int]:
+    """Descending steps T = t_0 > ... > t_{S-1} >= 1 evenly spread; sampling then ends at 0.
+
+    With start_step t0 < T the grid covers t0..1 with the same stride (steps * t0 / T
+    evaluations, at least one)."""
+    top = num_steps if start_step is None else int(start_step)
+    if steps is not None and top < num_steps:
+        steps = max(1, math.ceil(steps * top / num_steps))
+    if steps is None or steps >= top:
+        return list(range(top, 0, -1))
+    grid = torch.linspace(top, 1, steps).round().long().tolist()
     return sorted(set(grid), reverse=True)
 
 
@@ -207,6 +221,18 @@ def _validate_request(model: CrystalDiffusion, request: SampleRequest) -> None:
         raise ValueError("this model was not trained with a property condition")
     if request.space_group is not None and not model.model_config.use_space_group:
         raise ValueError("this model was not trained with a space-group condition")
+    if request.start is not None:
+        if model.process.task != "csp":
+            raise ValueError("starting from a structure needs a crystal-structure-prediction (csp) model")
+        if len(request.start) != B:
+            raise ValueError("give one start structure per crystal")
+        if [tuple(c.atomic_numbers.tolist()) for c in request.start] != [tuple(a) for a in request.atomic_numbers]:
+            raise ValueError("each start structure must have the crystal's atoms in the order of atomic_numbers")
+        if request.start_step is None or not 1 <= request.start_step <= model.num_steps:
+            raise ValueError(f"start_step must be between 1 and the model's T = {model.num_steps}, "
+                             f"got {request.start_step}")
+    elif request.start_step is not None:
+        raise ValueError("start_step needs start structures")
 
 
 @torch.inference_mode()
@@ -233,11 +259,19 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
         allowed[list(model.normalization.elements) or list(range(1, NUM_TYPE_CLASSES))] = True
     else:
         types = torch.tensor([z for atoms in request.atomic_numbers for z in atoms], dtype=torch.long, device=device)
-    # prior: lattice latent N(0, I), coordinates uniform on the torus, types all masked
-    x = noise.lattice()
-    frac = noise.uniform_coords()
+    if request.start is None:
+        # prior: lattice latent N(0, I), coordinates uniform on the torus, types all masked
+        x = noise.lattice()
+        frac = noise.uniform_coords()
+    else:
+        # the given structures noised to t0 by the forward processes
+        t0 = int(request.start_step)
+        x0 = model.lattice_latent(torch.stack([c.lattice for c in request.start]).to(device), num_atoms)
+        x = math.sqrt(model.abar[t0].item()) * x0 + math.sqrt(1 - model.abar[t0].item()) * noise.lattice()
+        start_frac = torch.cat([c.frac_coords for c in request.start]).to(device, torch.float32)
+        frac = wrap(start_frac + model.sigma[t0].item() * noise.coords())
 
-    grid = step_grid(model.num_steps, config.steps)
+    grid = step_grid(model.num_steps, config.steps, request.start_step)
     pairs = list(zip(grid, grid[1:] + [0]))
     total = len(pairs)
     recorded = len(range(0, total, config.record_stride)) if config.record == "all" else 0

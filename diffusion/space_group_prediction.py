@@ -74,7 +74,8 @@ class Neighbour:
     distance: int        # element_distance to the query
 
     def __str__(self) -> str:
-        return " ".join(part for part in (self.formula, self.material_id, f"({self.space_group})") if part)
+        group = f"({self.space_group})" if self.space_group else ""
+        return " ".join(part for part in (self.formula, self.material_id, group) if part)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,28 @@ class SpaceGroupGuess:
         return self.votes[0][1] / total if total else 0.0
 
 
+class PrototypeIndex:
+    """Reference crystals grouped by prototype, searched by chemical distance."""
+
+    def __init__(self, crystals: Iterable[Crystal]):
+        self._by_prototype: dict[tuple, list[tuple[Composition, int, str]]] = defaultdict(list)
+        for crystal in crystals:
+            composition = cell_composition(crystal.atomic_numbers.tolist())
+            self._by_prototype[prototype(composition)].append((composition, crystal.space_group, crystal.material_id))
+
+    def __bool__(self) -> bool:
+        return bool(self._by_prototype)
+
+    def nearest(self, atomic_numbers: Iterable[int], k: int) -> list[Neighbour]:
+        """The k references of this cell's prototype nearest in element distance (ties: lower group
+        number first), nearest first; empty when no reference has the prototype."""
+        composition = cell_composition(atomic_numbers)
+        candidates = self._by_prototype.get(prototype(composition), [])
+        ranked = sorted(((element_distance(composition, c), sg, mid, c) for c, sg, mid in candidates),
+                        key=lambda item: (item[0], item[1]))[:k]
+        return [Neighbour(mid, formula_text(c), sg, d) for d, sg, mid, c in ranked]
+
+
 class SpaceGroupPredictor:
     """Nearest-prototype vote over a fixed set of reference crystals (the training split)."""
 
@@ -99,26 +122,17 @@ class SpaceGroupPredictor:
         if neighbours < 1:
             raise ValueError("neighbours must be at least 1")
         self.neighbours = neighbours
-        self._by_prototype: dict[tuple, list[tuple[Composition, int, str]]] = defaultdict(list)
-        for crystal in crystals:
-            if not 1 <= crystal.space_group <= 230:
-                continue
-            composition = cell_composition(crystal.atomic_numbers.tolist())
-            self._by_prototype[prototype(composition)].append((composition, crystal.space_group, crystal.material_id))
-        if not self._by_prototype:
+        self._index = PrototypeIndex(c for c in crystals if 1 <= c.space_group <= 230)
+        if not self._index:
             raise ValueError("no reference crystal has a space group")
 
     def predict(self, atomic_numbers: Iterable[int]) -> SpaceGroupGuess | None:
         """The voted group for this cell's atoms, or None when no reference crystal has its prototype."""
-        composition = cell_composition(atomic_numbers)
-        candidates = self._by_prototype.get(prototype(composition), [])
-        if not candidates:
+        ranked = self._index.nearest(atomic_numbers, self.neighbours)
+        if not ranked:
             return None
-        ranked = sorted(((element_distance(composition, c), sg, mid, c) for c, sg, mid in candidates),
-                        key=lambda item: (item[0], item[1]))[: self.neighbours]
         votes: dict[int, float] = defaultdict(float)
-        for distance, space_group, _, _ in ranked:
-            votes[space_group] += 1.0 / (1.0 + distance)
+        for neighbour in ranked:
+            votes[neighbour.space_group] += 1.0 / (1.0 + neighbour.distance)
         ordered = tuple(sorted(votes.items(), key=lambda item: (-item[1], item[0])))
-        return SpaceGroupGuess(ordered[0][0], ordered,
-                               tuple(Neighbour(mid, formula_text(c), sg, d) for d, sg, mid, c in ranked))
+        return SpaceGroupGuess(ordered[0][0], ordered, tuple(ranked))

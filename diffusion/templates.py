@@ -1,0 +1,140 @@
+"""Structure templates from a composition alone: the chemically nearest training crystal with the same
+prototype, its elements replaced by the query's (template-based crystal structure prediction, CSPML,
+Kusaba et al. 2022, in its simplest form; DiffCSP++, Jiao et al. 2024, takes its symmetry templates
+the same way when only the composition is known).
+
+Many inorganic crystals share a structure type with a chemical cousin (NaCl and KBr, SrTiO3 and
+BaZrO3), so the substituted cousin is often already the right structure, and the diffusion model can
+start from it, noised to some step t0, instead of from pure noise (``SampleRequest.start``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
+
+import torch
+
+from .crystal import Crystal
+from .process import CrystalDiffusion
+from .sampling import SampleRequest, SamplingConfig, sample
+from .space_group_prediction import Neighbour, PrototypeIndex, cell_composition, mendeleev_number, prototype
+from .trajectory import Trajectory
+
+
+@dataclass(frozen=True)
+class Template:
+    """A starting structure for a composition.
+
+    crystal: the source's cell and coordinates with the query's elements (volume rescaled by the
+        atoms' radii); its atoms are the query's, in the source's order.
+    source: the training crystal it came from; substitution: (source Z, query Z) pairs.
+    """
+
+    crystal: Crystal
+    source: Neighbour
+    substitution: tuple[tuple[int, int], ...]
+
+    def describe(self) -> str:
+        from pymatgen.core import Element
+
+        swaps = ", ".join(f"{Element.from_Z(a).symbol}->{Element.from_Z(b).symbol}" for a, b in self.substitution if a != b)
+        return f"{self.source}" + (f" with {swaps}" if swaps else "")
+
+
+def _radius(z: int) -> float:
+    from pymatgen.core import Element
+
+    element = Element.from_Z(int(z))
+    radius = element.atomic_radius or element.atomic_radius_calculated
+    return float(radius) if radius else 1.5
+
+
+def substitute_elements(source: Crystal, atomic_numbers: Iterable[int]) -> tuple[Crystal, tuple[tuple[int, int], ...]]:
+    """The source crystal with its elements replaced by those of ``atomic_numbers`` (same prototype),
+    paired in order of (count in the cell, Mendeleev number) as ``element_distance`` pairs them. The cell
+    is scaled isotropically by the ratio of summed cubed atomic radii, so a substitution by larger
+    atoms gives a larger cell."""
+    query = cell_composition(atomic_numbers)
+    own = cell_composition(source.atomic_numbers.tolist())
+    if prototype(query) != prototype(own):
+        raise ValueError("the source crystal has a different number of atoms or element counts")
+    order = lambda zn: (zn[1], mendeleev_number(zn[0]))   # noqa: E731 - the pairing rule, used twice
+    pairs = tuple((zs, zq) for (zs, _), (zq, _) in zip(sorted(own, key=order), sorted(query, key=order)))
+    mapping = dict(pairs)
+    numbers = [mapping[int(z)] for z in source.atomic_numbers.tolist()]
+    ratio = sum(_radius(z) ** 3 for z in numbers) / sum(_radius(z) ** 3 for z in source.atomic_numbers.tolist())
+    lattice = source.lattice.double() * ratio ** (1 / 3)
+    crystal = Crystal(torch.tensor(numbers, dtype=torch.long), source.frac_coords.clone(), lattice,
+                      material_id=f"template:{source.material_id}", space_group=source.space_group)
+    return crystal, tuple(sorted(pairs))
+
+
+class TemplateLibrary:
+    """Templates from a fixed set of reference crystals (the model's training split)."""
+
+    def __init__(self, crystals: Sequence[Crystal]):
+        if not crystals:
+            raise ValueError("no reference crystals for templates")
+        self._by_id = {c.material_id: c for c in crystals}
+        self._index = PrototypeIndex(crystals)
+
+    def template(self, atomic_numbers: Iterable[int]) -> Template | None:
+        """The nearest reference crystal with this prototype, substituted; None when there is none."""
+        numbers = list(atomic_numbers)
+        ranked = self._index.nearest(numbers, 1)
+        if not ranked:
+            return None
+        nearest = ranked[0]
+        crystal, pairs = substitute_elements(self._by_id[nearest.material_id], numbers)
+        return Template(crystal, nearest, pairs)
+
+
+@dataclass(frozen=True)
+class PlacedSample:
+    """One crystal's result from ``sample_from_templates``: row ``index`` of a trajectory, or the
+    template itself when t0 = 0 (no diffusion at all)."""
+
+    trajectory: Trajectory | None
+    index: int
+    template: Crystal | None
+
+    def structure(self):
+        if self.trajectory is None:
+            return self.template.to_structure()
+        return self.trajectory.structure(frame=self.trajectory.num_frames - 1, crystal=self.index)
+
+    def extxyz(self) -> str | None:
+        return None if self.trajectory is None else self.trajectory.to_extxyz(self.index)
+
+
+def sample_from_templates(model: CrystalDiffusion, request: SampleRequest, config: SamplingConfig,
+                          templates: Sequence[Template | None], start_step: int) -> list[PlacedSample]:
+    """Sample every crystal of a CSP request from its template noised to ``start_step`` (0 = take the
+    template as it is); crystals without a template start from noise at T. Results in request order."""
+    if len(templates) != len(request.num_atoms):
+        raise ValueError("give one template (or None) per crystal")
+    if not 0 <= start_step <= model.num_steps:
+        raise ValueError(f"the template step must be between 0 and the model's T = {model.num_steps}, got {start_step}")
+    results: list[PlacedSample | None] = [None] * len(templates)
+    seeded = [i for i, t in enumerate(templates) if t is not None]
+    plain = [i for i, t in enumerate(templates) if t is None]
+
+    def subset(indices: list[int], **changes) -> SampleRequest:
+        picked = {name: None if getattr(request, name) is None else tuple(getattr(request, name)[i] for i in indices)
+                  for name in ("num_atoms", "seeds", "atomic_numbers", "prop", "space_group")}
+        return replace(request, **{**picked, **changes})
+
+    if seeded and start_step == 0:
+        for i in seeded:
+            results[i] = PlacedSample(None, 0, templates[i].crystal)
+    elif seeded:
+        starts = tuple(templates[i].crystal for i in seeded)
+        trajectory = sample(model, subset(seeded, atomic_numbers=tuple(tuple(c.atomic_numbers.tolist()) for c in starts),
+                                          start=starts, start_step=start_step), config)
+        for row, i in enumerate(seeded):
+            results[i] = PlacedSample(trajectory, row, templates[i].crystal)
+    if plain:
+        trajectory = sample(model, subset(plain), config)
+        for row, i in enumerate(plain):
+            results[i] = PlacedSample(trajectory, row, None)
+    return results
