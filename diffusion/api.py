@@ -51,11 +51,14 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
              num_samples: int = 1, sampler: str = "ddpm", steps: int | None = None, seed: int = 0,
              space_group: int | None = None, prop: float | None = None, guidance: float = 0.0,
              step_lr: float = 5e-7, record: str = "all", record_stride: int = 1,
-             progress: ProgressCallback | None = None) -> Trajectory:
+             progress: ProgressCallback | None = None, start: Crystal | None = None,
+             start_step: int | None = None) -> Trajectory:
     """Sample ``num_samples`` crystals; crystal i uses seed ``seed + i``.
 
     CSP models need ``composition`` (e.g. "Ti2O4": the atoms of the cell); ab initio models
-    take ``num_atoms`` (or draw it from the training distribution when None).
+    take ``num_atoms`` (or draw it from the training distribution when None). With ``start``
+    (a crystal of the same composition, e.g. a template) the reverse process begins from it
+    noised to ``start_step`` instead of from noise at T.
     """
     if not 1 <= num_samples <= MAX_SAMPLES:
         raise ValueError(f"num_samples must be between 1 and {MAX_SAMPLES}, got {num_samples}")
@@ -67,6 +70,10 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
         if composition is None:
             raise ValueError("this model predicts a structure from a composition: give one (e.g. SrTiO3)")
         numbers = check_composition(model, composition)
+        if start is not None:
+            if sorted(start.atomic_numbers.tolist()) != sorted(numbers):
+                raise ValueError("the start structure has other atoms than the composition")
+            numbers = start.atomic_numbers.tolist()   # the start's atom order
         request = SampleRequest(num_atoms=(len(numbers),) * num_samples, seeds=seeds,
                                 atomic_numbers=(tuple(numbers),) * num_samples)
     else:
@@ -81,7 +88,8 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
         request = SampleRequest(num_atoms=tuple(counts), seeds=seeds)
     request = SampleRequest(request.num_atoms, request.seeds, request.atomic_numbers,
                             None if prop is None else (float(prop),) * num_samples,
-                            None if space_group is None else (int(space_group),) * num_samples)
+                            None if space_group is None else (int(space_group),) * num_samples,
+                            None if start is None else (start,) * num_samples, start_step)
     config = SamplingConfig(sampler=sampler, steps=steps, guidance=guidance, step_lr=step_lr, record=record,
                             record_stride=record_stride)
     return sample(model, request, config, progress)

@@ -2,7 +2,7 @@
 
 Session state (all keys start with ``gen.``):
     widget values       gen.model, gen.composition, gen.num_atoms, gen.sg_text, gen.use_prop, gen.prop,
-                        gen.guidance, gen.sampler, gen.steps, gen.seed
+                        gen.guidance, gen.sampler, gen.steps, gen.seed, gen.start, gen.template_step
     gen.results         earlier results of this session (a failed run never removes one)
     gen.shown           id of the result on screen
     gen.t.<id>          the step t shown for result <id> (the slider)
@@ -33,7 +33,7 @@ from .equation_view import show_panels
 from .equations import reverse_panels
 from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
-from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
+from .models import ModelEntry, ModelInfo, find_template, get_model, sample_trajectory, try_model_info
 from .numbers import describe
 from .space_group_field import space_group_field
 from .settings import DEFAULT_STEPS, MAX_SEED, SAMPLER_LABELS, GenerateSettings, from_query
@@ -46,7 +46,8 @@ PLAY_TICKS = 30            # a whole trajectory plays in about this many frames
 VIEW_HEIGHT = 470
 SLIDER_LABEL = "Step t of the reverse process: T (noise) → 0 (crystal)"
 WIDGETS = ("gen.model", "gen.composition", "gen.num_atoms", "gen.sg_text", "gen.use_prop", "gen.prop",
-           "gen.guidance", "gen.sampler", "gen.steps", "gen.seed")
+           "gen.guidance", "gen.sampler", "gen.steps", "gen.seed", "gen.start", "gen.template_step")
+DEFAULT_TEMPLATE_STEP = 300   # of T = 1000: keeps the template's structure type, visibly noised
 ss = st.session_state
 
 
@@ -104,6 +105,9 @@ def _settings_to_widgets(settings: GenerateSettings, info: ModelInfo | None) -> 
     ss["gen.sampler"] = settings.sampler
     ss["gen.steps"] = int(settings.steps)
     ss["gen.seed"] = int(settings.seed)
+    ss["gen.start"] = "noise" if settings.template_step is None else "template"
+    if settings.template_step is not None:
+        ss["gen.template_step"] = int(settings.template_step)
 
 
 def init_state(models: list[ModelEntry]) -> None:
@@ -290,12 +294,38 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
                         help="Fewer steps = faster; DDIM works well with 50-100, DDPM is the full T.")
         st.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="gen.seed",
                         help="Same settings and seed give the same trajectory.")
+        template_step = None
+        if info.task == "csp":
+            template_step, problem = _template_controls(entry, info, numbers if not problems else None)
+            if problem:
+                problems.append(problem)
     settings = GenerateSettings(
         model=entry.name, composition=str(ss.get("gen.composition", "")).strip(),
         num_atoms=int(ss.get("gen.num_atoms", info.typical_atoms)), space_group=space_group, prop=prop,
         guidance=float(ss.get("gen.guidance", 0.0)) if (space_group is not None or prop is not None) else 0.0,
-        sampler=ss["gen.sampler"], steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]))
+        sampler=ss["gen.sampler"], steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]), template_step=template_step)
     return entry, info, settings, (problems[0] if problems else None)
+
+
+def _template_controls(entry: ModelEntry, info: ModelInfo, numbers: list[int] | None) -> tuple[int | None, str | None]:
+    """'Start from' noise or a template; returns (t0 or None for noise, problem or None)."""
+    st.radio("Start from", ["noise", "template"], key="gen.start", horizontal=True,
+             format_func={"noise": "noise (x_T)", "template": "a similar known crystal"}.get,
+             help="A template is the chemically nearest training crystal with the same atom counts, its elements "
+                  "replaced by yours (e.g. KBr from NaCl). The reverse process then starts from it noised to "
+                  "step t0 (SDEdit): small t0 keeps it, t0 = T forgets it.")
+    if ss.get("gen.start") != "template":
+        return None, None
+    ss["gen.template_step"] = min(int(ss.get("gen.template_step", DEFAULT_TEMPLATE_STEP)), info.num_steps)
+    st.slider("Noise the template to step t0", 1, info.num_steps, key="gen.template_step")
+    if numbers is None:
+        return int(ss["gen.template_step"]), None
+    template, message = find_template(entry, numbers)
+    if template is None:
+        st.warning(message, icon=":material/warning:")
+        return None, "start: no template for this composition"
+    st.caption(f"Template: {template.describe()}.")
+    return int(ss["gen.template_step"]), None
 
 
 # ---------------------------------------------------------------- running

@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 from diffusion import CheckpointError, describe_device, generate, list_checkpoints, load_model, resolve_device
+from diffusion.api import check_composition
 from diffusion.checkpoints import checkpoint_folder, read_checkpoint
 
 from .settings import GenerateSettings
@@ -100,6 +101,12 @@ def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_s
 
     try:
         kwargs = settings.generate_kwargs(model.process.task)
+        if settings.template_step is not None and model.process.task == "csp":
+            template = _template_library(path, version).template(check_composition(model, settings.composition))
+            if template is None:
+                raise ValueError("no training crystal has this many atoms with these element counts, so there is "
+                                 "no template: start from noise instead")
+            kwargs.update(start=template.crystal, start_step=int(settings.template_step))
         return generate(model, num_samples=num_samples, record=record, progress=progress, **kwargs)
     finally:
         bar.empty()
@@ -160,6 +167,27 @@ def _space_group_predictor(path: str, version: int):
     from diffusion.evaluation import training_space_group_predictor
 
     return training_space_group_predictor(load_card(Path(path)))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the model's training crystals...")
+def _template_library(path: str, version: int):
+    from diffusion.checkpoints import load_card
+    from diffusion.evaluation import training_template_library
+
+    return training_template_library(load_card(Path(path)))
+
+
+def find_template(entry: ModelEntry, atomic_numbers) -> tuple[object | None, str | None]:
+    """(the template for this composition, None) or (None, why there is none)."""
+    try:
+        library = _template_library(entry.path, entry.version)
+    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        return None, f"no template: {exc}"
+    template = library.template(list(atomic_numbers))
+    if template is None:
+        return None, ("no training crystal has this many atoms with these element counts, so there is no template "
+                      "to start from")
+    return template, None
 
 
 def suggest_space_group(entry: ModelEntry, atomic_numbers) -> tuple[object | None, str | None]:

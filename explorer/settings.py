@@ -40,6 +40,7 @@ class GenerateSettings:
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS[DEFAULT_SAMPLER]
     seed: int = 0
+    template_step: int | None = None    # csp: start from the nearest training crystal noised to this step
 
     def generate_kwargs(self, task: str) -> dict:
         """Keyword arguments for ``diffusion.generate`` (the task decides composition vs. atoms)."""
@@ -65,6 +66,8 @@ class GenerateSettings:
             extra.append(f"prop {self.prop:g}")
         if self.conditioned and self.guidance:
             extra.append(f"w {self.guidance:g}")
+        if self.template_step is not None and task == "csp":
+            extra.append(f"template from t0 {self.template_step}")
         tail = f" · {', '.join(extra)}" if extra else ""
         return f"{what} · {self.model} · {self.sampler} {self.steps} steps · seed {self.seed}{tail}"
 
@@ -81,6 +84,8 @@ class GenerateSettings:
             query["prop"] = f"{self.prop:g}"
         if self.conditioned and self.guidance:
             query["w"] = f"{self.guidance:g}"
+        if self.template_step is not None and task == "csp":
+            query["template"] = str(int(self.template_step))
         query.update(sampler=self.sampler, steps=str(int(self.steps)), seed=str(int(self.seed)))
         return query
 
@@ -164,6 +169,8 @@ def from_query(params: Mapping[str, str], models: Mapping[str, int], default: Ge
         values["steps"] = min(int(values["steps"]), T)
     if "seed" in params and (seed := _int(params["seed"], "seed", 0, MAX_SEED, errors)) is not None:
         values["seed"] = seed
+    if "template" in params and (t0 := _int(params["template"], "template", 1, T, errors)) is not None:
+        values["template_step"] = t0
     step = None
     if "t" in params:
         step = _int(params["t"], "t", 0, T, errors)

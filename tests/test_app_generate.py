@@ -155,3 +155,26 @@ def test_example_buttons_and_ghost(app_env):
     assert ghosts and len(ghosts) == len(_view_data(at)["frames"]), "the predicted x0 of every step, drawn faint"
     at.selectbox(key="gen.supercell").set_value(2).run()
     assert _view_data(at)["supercell"] == [2, 2, 2]
+
+
+def test_start_from_a_template_runs_below_t0_and_survives_the_link(app_env):
+    at = _page()
+    at.radio(key="gen.start").set_value("template").run()
+    assert not at.exception
+    assert any(c.value.startswith("Template: ") for c in at.caption), "the page names the template it will use"
+    at.slider(key="gen.template_step").set_value(20).run()
+    _generate(at, steps=10)
+    assert not at.exception and not at.error
+    options = [int(o) for o in at.select_slider(key="gen.t.1").options]
+    assert options[0] == 20 and options[-1] == 0, "the trajectory starts at t0, not at T"
+    assert at.query_params["template"] in ("20", ["20"])
+    assert "template from t0 20" in at.session_state["gen.results"][0].settings.summary("csp")
+    # the link reproduces the run; a composition without a cousin is refused without losing the result
+    again = _page(**{k: at.query_params[k] for k in at.query_params})
+    assert not again.exception and again.radio(key="gen.start").value == "template"
+    assert [int(o) for o in again.select_slider(key=f"gen.t.{again.session_state['gen.results'][0].id}").options][0] == 20
+    at.text_input(key="gen.composition").set_value("SrTiO2").run()
+    assert any("no template" in w.value for w in at.warning)
+    at.button(key="gen.go").click().run()
+    assert not at.exception and any("Nothing generated" in e.value for e in at.error)
+    assert len(at.session_state["gen.results"]) == 1
