@@ -10,7 +10,8 @@ setup_page("Generate")
 st.title("Generate a crystal")
 st.markdown("The model starts from pure noise, a random cell with randomly placed atoms at step t = T, and "
             "removes a little noise at every step until a crystal remains at t = 0. Pick what to make, press "
-            "**Generate**, then move the slider to watch it happen.")
+            "**Generate**, then move the slider to watch it happen. (Or start from a similar known crystal, "
+            "noised to a step t0 of your choice: *Start from* on the right.)")
 
 models = available_models()
 if not models:
