@@ -7,7 +7,10 @@ DDPM by default, k=1), and where the model takes a space group also with the tru
 with the group voted from the composition by its training crystals (`--space-group predicted`,
 still composition only); --guidance sets w for those two. The validation split is rebuilt from
 each model card (same files, fraction and seed as training).
-The mp_20 figures of the README: --sampler ddim --steps 100 (--guidance 2 for its predicted row).
+With --templates also the template-based rows (composition only): the chemically nearest training
+crystal of the same prototype with the query's elements, as it is (t0 = 0) and as the starting point
+of the reverse process noised to --template-step (with the predicted group where the model takes one).
+The mp_20 figures of the README: --sampler ddim --steps 100 --guidance 2 --templates.
 """
 from __future__ import annotations
 
@@ -32,6 +35,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--guidance", type=float, default=0.0)
     parser.add_argument("--update-cards", action="store_true")
+    parser.add_argument("--templates", action="store_true",
+                        help="also start from templates: as they are (t0 = 0) and noised to --template-step")
+    parser.add_argument("--template-step", type=int, default=300)
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)
@@ -40,13 +46,19 @@ def main() -> None:
     for info in list_checkpoints():
         if info.card.get("task") != "csp":
             continue
-        modes = ["none"] + (["csv", "predicted"] if info.card.get("conditions", {}).get("space_group") else [])
-        for mode in modes:
+        # (space-group mode, template step or None): from noise, then from a template (as is, and noised to t0)
+        has_group = bool(info.card.get("conditions", {}).get("space_group"))
+        modes = [("none", None)] + ([("csv", None), ("predicted", None)] if has_group else [])
+        if args.templates:
+            modes += [("none", 0), ("predicted" if has_group else "none", args.template_step)]
+        for mode, template_step in modes:
             argv = ["evaluate", "--checkpoint", info.name, "--sampler", args.sampler, "--space-group", mode]
             if args.steps:
                 argv += ["--steps", str(args.steps)]
             if mode != "none" and args.guidance:
                 argv += ["--guidance", str(args.guidance)]
+            if template_step is not None:
+                argv += ["--template-step", str(template_step)]
             if args.limit:
                 argv += ["--limit", str(args.limit)]
             if args.update_cards:
@@ -58,6 +70,10 @@ def main() -> None:
             rmse = "n/a" if m["rmse"] is None else f"{m['rmse']:.4f}"
             condition = {"none": "composition", "csv": "composition + true space group",
                          "predicted": "composition (+ predicted space group)"}[mode]
+            if template_step == 0:
+                condition = "composition: the template alone (nearest training crystal, substituted)"
+            elif template_step is not None:
+                condition += f", from the template noised to t0 = {template_step}"
             print(f"| {info.name} | own validation | {m['n']} | {condition} | {pct(m['match_rate'])} | {rmse} | "
                   f"{pct(m['validity'])} | {m['volume_error']:.3f} | {pct(m['space_group_rate'])} | "
                   f"{time.time() - start:.0f} s |", flush=True)
