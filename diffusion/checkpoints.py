@@ -147,6 +147,10 @@ def headline_metrics(card: dict) -> list[dict]:
                 result.get("space_group"), "+ true space group")
             if result.get("guidance"):
                 given += f", w = {result['guidance']:g}"
+            if result.get("template_step") == 0:
+                sampler, given = "no sampling", "the template alone (nearest training crystal, substituted)"
+            elif result.get("template_step") is not None:
+                given += f", from the template noised to t0 = {result['template_step']}"
             row = {"run": f"{sampler}, {given}", "match rate": _percent(m.get("match_rate")),
                    "RMSE": _number(m.get("rmse")), "validity": _percent(m.get("validity"))}
             if m.get("space_group_rate") is not None:

@@ -107,9 +107,16 @@ def test_headline_metrics_reads_both_tasks_and_skips_junk():
                                                                                 "density_wasserstein": 0.11115}},
         "ddim_100_sg-predicted_k1_w2": {"checkpoint_steps": 7, "sampler": "ddim", "steps": 100, "guidance": 2.0,
                                         "space_group": "predicted", "metrics": {"n": 10, "match_rate": 0.32}},
+        "ddim_100_sg-none_k1_template0": {"sampler": "ddim", "steps": 100, "space_group": "none", "template_step": 0,
+                                          "metrics": {"n": 10, "match_rate": 0.6}},
+        "ddim_100_sg-predicted_k1_w2_template300": {"sampler": "ddim", "steps": 100, "space_group": "predicted",
+                                                    "guidance": 2.0, "template_step": 300,
+                                                    "metrics": {"n": 10, "match_rate": 0.6}},
         "broken": "not a result"}}
-    csp, gen, predicted = headline_metrics(card)
+    csp, gen, predicted, template, seeded = headline_metrics(card)
     assert predicted["run"] == "DDIM 100, + predicted space group, w = 2"
+    assert template["run"] == "no sampling, the template alone (nearest training crystal, substituted)"
+    assert seeded["run"] == "DDIM 100, + predicted space group, w = 2, from the template noised to t0 = 300"
     assert csp == {"run": "DDIM 100, composition", "match rate": "21.5%", "RMSE": "0.225", "validity": "91.0%",
                    "n": 10, "at step": 7}
     assert headline_metrics({"metrics": ["not", "a", "dict"]}) == []
