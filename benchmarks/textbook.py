@@ -4,7 +4,9 @@ Run:  .venv/bin/python benchmarks/textbook.py [--checkpoint mp_20] [--samples 8]
 
 For each crystal of diffusion/textbook.py the model is given the primitive cell's formula
 (and, in a second row, the experimental space group when the model takes one; in a third, the
-group its training crystals vote for from the formula alone, `--space-group predicted`), samples
+group its training crystals vote for from the formula alone, `--space-group predicted`; with
+--templates, two more starting from the template noised to --template-step, without and with the
+experimental group, which also picks the template), samples
 --samples structures with seeds 0..k-1, and the table reports how many reproduce the
 experimental structure (StructureMatcher as for the match rate), the best RMS, the median
 error of the lattice constant over the samples (volume per atom, cube root), and whether the
@@ -26,7 +28,7 @@ import torch  # noqa: E402
 
 from diffusion.api import generate  # noqa: E402
 from diffusion.checkpoints import load_card, load_model, resolve  # noqa: E402
-from diffusion.evaluation import training_space_group_predictor  # noqa: E402
+from diffusion.evaluation import training_space_group_predictor, training_template_library  # noqa: E402
 from diffusion.formula import FormulaError  # noqa: E402
 from diffusion.textbook import TEXTBOOK, score_against_textbook  # noqa: E402
 
@@ -39,29 +41,47 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--guidance", type=float, default=0.0, help="guidance weight w of the rows with a group")
+    parser.add_argument("--templates", action="store_true",
+                        help="also rows that start from the template (nearest training crystal of the same "
+                             "prototype, in the given group when there is one) noised to --template-step")
+    parser.add_argument("--template-step", type=int, default=300)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)
     with_group = model.model_config.use_space_group
     predictor = training_space_group_predictor(load_card(resolve(args.checkpoint))) if with_group else None
+    library = training_template_library(load_card(resolve(args.checkpoint))) if args.templates else None
     print(f"checkpoint {args.checkpoint}; {args.samples} samples per row, {args.sampler} {args.steps} steps, "
           f"guidance {args.guidance:g} with a group; torch {torch.__version__}, {args.threads} threads\n")
     print("| crystal | formula given | space group given | reproduced | best RMS | median lattice-constant error "
           "| most common space group | wall time |")
     print("|---|---|---|---|---|---|---|---|")
     for entry in TEXTBOOK:
-        rows: list[tuple[int | None, str]] = [(None, "-")]
+        # (group, its label, whether to start from the template noised to --template-step)
+        rows: list[tuple[int | None, str, bool]] = [(None, "-", False)]
         if with_group:
-            rows.append((entry.space_group, str(entry.space_group)))
+            rows.append((entry.space_group, str(entry.space_group), False))
             guess = predictor.predict(entry.structure().atomic_numbers)
             if guess is not None:
-                rows.append((guess.space_group, f"{guess.space_group} predicted"))
-        for group, group_text in rows:
+                rows.append((guess.space_group, f"{guess.space_group} predicted", False))
+        if library is not None:
+            rows.append((None, "-", True))
+            if with_group:
+                rows.append((entry.space_group, str(entry.space_group), True))
+        for group, group_text, from_template in rows:
             start = time.time()
+            start_from = {}
+            if from_template:
+                template = library.template(entry.structure().atomic_numbers, group)
+                if template is None:
+                    print(f"| {entry.name} | {entry.formula} | {group_text}, template | no template | | | | |")
+                    continue
+                start_from = dict(start=template.crystal, start_step=args.template_step)
+                group_text += f", template {template.describe()}, t0 = {args.template_step}"
             try:
                 trajectory = generate(model, entry.formula, num_samples=args.samples, sampler=args.sampler,
                                       steps=args.steps, seed=0, space_group=group, record="final",
-                                      guidance=args.guidance if group else 0.0)
+                                      guidance=args.guidance if group else 0.0, **start_from)
             except (FormulaError, ValueError) as exc:
                 print(f"| {entry.name} | {entry.formula} | {group_text} | not offered: {exc} | | | | |")
                 continue

@@ -87,8 +87,9 @@ def _predicted_space_groups(args, atoms) -> list[int]:
     return [guesses[a].space_group if guesses[a] else 0 for a in atoms]
 
 
-def _templates(args, model, atoms) -> list:
-    """One template (or None) per sample for --template-step, from the model's training crystals."""
+def _templates(args, model, atoms, groups) -> list:
+    """One template (or None) per sample for --template-step, from the model's training crystals (in the
+    sample's requested space group when there is one)."""
     from .checkpoints import load_card, resolve
     from .evaluation import training_template_library
 
@@ -101,7 +102,8 @@ def _templates(args, model, atoms) -> list:
         library = training_template_library(load_card(resolve(args.checkpoint)))
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot build templates: {error}") from None
-    found = {a: library.template(a) for a in set(atoms)}
+    keys = list(zip(atoms, groups or [0] * len(atoms)))
+    found = {key: library.template(key[0], key[1] or None) for key in set(keys)}
     if len(found) == 1:
         template = next(iter(found.values()))
         if template is None:
@@ -112,7 +114,7 @@ def _templates(args, model, atoms) -> list:
         missing = sum(t is None for t in found.values())
         print(f"templates for {len(found) - missing} of {len(found)} compositions"
               + (f"; {missing} without one start from noise" if missing else ""), file=sys.stderr)
-    return [found[a] for a in atoms]
+    return [found[key] for key in keys]
 
 
 def run_sample(args, command: str) -> int:
@@ -163,7 +165,7 @@ def run_sample(args, command: str) -> int:
         raise ValueError("this model was not trained with a property condition (--property)")
     if not names:
         raise ValueError("nothing to sample")
-    templates = _templates(args, model, atoms) if args.template_step is not None else None
+    templates = _templates(args, model, atoms, groups) if args.template_step is not None else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bar = _progress_bar(len(names), "sampling")

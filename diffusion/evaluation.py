@@ -67,7 +67,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
     templates = None
     if args.template_step is not None:
         library = training_template_library(card)
-        templates = [library.template(c.atomic_numbers.tolist()) for c in crystals]
+        templates = [library.template(c.atomic_numbers.tolist(), requested[i] or None) for i, c in enumerate(crystals)]
     config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
                             record="final")
     config.validate(model.num_steps)
@@ -117,7 +117,8 @@ def evaluate_checkpoint(args, command: str) -> dict:
         for i, (crystal, row) in enumerate(zip(crystals, scores))]
     if templates is not None:
         results["templates"] = {"found": sum(t is not None for t in templates), "n": len(crystals),
-                                "same_space_group": sum(t is not None and t.source.space_group == c.space_group
+                                "same_space_group": sum(t is not None and c.space_group > 0 and
+                                                        t.source.space_group == c.space_group
                                                         for t, c in zip(templates, crystals))}
     if predicted is not None:
         # how often the vote named the crystal's true group: the ceiling on what it can add

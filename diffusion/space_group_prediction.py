@@ -105,11 +105,13 @@ class PrototypeIndex:
     def __bool__(self) -> bool:
         return bool(self._by_prototype)
 
-    def nearest(self, atomic_numbers: Iterable[int], k: int) -> list[Neighbour]:
-        """The k references of this cell's prototype nearest in element distance (ties: lower group
-        number first), nearest first; empty when no reference has the prototype."""
+    def nearest(self, atomic_numbers: Iterable[int], k: int, space_group: int | None = None) -> list[Neighbour]:
+        """The k references of this cell's prototype (and of ``space_group`` when given) nearest in element
+        distance (ties: lower group number first), nearest first; empty when there is none."""
         composition = cell_composition(atomic_numbers)
         candidates = self._by_prototype.get(prototype(composition), [])
+        if space_group:
+            candidates = [entry for entry in candidates if entry[1] == space_group]
         ranked = sorted(((element_distance(composition, c), sg, mid, c) for c, sg, mid in candidates),
                         key=lambda item: (item[0], item[1]))[:k]
         return [Neighbour(mid, formula_text(c), sg, d) for d, sg, mid, c in ranked]

@@ -33,12 +33,14 @@ class Template:
     crystal: Crystal
     source: Neighbour
     substitution: tuple[tuple[int, int], ...]
+    asked_group_missing: bool = False   # a group was asked for, but no reference of this prototype has it
 
     def describe(self) -> str:
         from pymatgen.core import Element
 
         swaps = ", ".join(f"{Element.from_Z(a).symbol}->{Element.from_Z(b).symbol}" for a, b in self.substitution if a != b)
-        return f"{self.source}" + (f" with {swaps}" if swaps else "")
+        missing = " (none of this prototype is in the asked group)" if self.asked_group_missing else ""
+        return f"{self.source}" + (f" with {swaps}" if swaps else "") + missing
 
 
 def _radius(z: int) -> float:
@@ -78,15 +80,21 @@ class TemplateLibrary:
         self._by_id = {c.material_id: c for c in crystals}
         self._index = PrototypeIndex(crystals)
 
-    def template(self, atomic_numbers: Iterable[int]) -> Template | None:
-        """The nearest reference crystal with this prototype, substituted; None when there is none."""
+    def template(self, atomic_numbers: Iterable[int], space_group: int | None = None) -> Template | None:
+        """The nearest reference crystal with this prototype, substituted; None when there is none.
+
+        With a space group, the nearest one in that group (a polymorph picked by its symmetry: Ti2O4 in
+        136 takes a rutile-type cousin, in 141 an anatase-type one); when the prototype has none in that
+        group, the nearest of any group, marked ``asked_group_missing``."""
         numbers = list(atomic_numbers)
-        ranked = self._index.nearest(numbers, 1)
+        ranked = self._index.nearest(numbers, 1, space_group) if space_group else []
+        missing = bool(space_group) and not ranked
+        ranked = ranked or self._index.nearest(numbers, 1)
         if not ranked:
             return None
         nearest = ranked[0]
         crystal, pairs = substitute_elements(self._by_id[nearest.material_id], numbers)
-        return Template(crystal, nearest, pairs)
+        return Template(crystal, nearest, pairs, missing)
 
 
 @dataclass(frozen=True)

@@ -296,7 +296,7 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
                         help="Same settings and seed give the same trajectory.")
         template_step = None
         if info.task == "csp":
-            template_step, problem = _template_controls(entry, info, numbers if not problems else None)
+            template_step, problem = _template_controls(entry, info, numbers if not problems else None, space_group)
             if problem:
                 problems.append(problem)
     settings = GenerateSettings(
@@ -307,20 +307,22 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
     return entry, info, settings, (problems[0] if problems else None)
 
 
-def _template_controls(entry: ModelEntry, info: ModelInfo, numbers: list[int] | None) -> tuple[int | None, str | None]:
+def _template_controls(entry: ModelEntry, info: ModelInfo, numbers: list[int] | None,
+                       space_group: int | None) -> tuple[int | None, str | None]:
     """'Start from' noise or a template; returns (t0 or None for noise, problem or None)."""
     st.radio("Start from", ["noise", "template"], key="gen.start", horizontal=True,
              format_func={"noise": "noise (x_T)", "template": "a similar known crystal"}.get,
-             help="A template is the chemically nearest training crystal with the same atom counts, its elements "
-                  "replaced by yours (e.g. KBr from NaCl). The reverse process then starts from it noised to "
-                  "step t0 (SDEdit): small t0 keeps it, t0 = T forgets it.")
+             help="A template is the chemically nearest training crystal with the same atom counts (in the asked "
+                  "space group, when you give one), its elements replaced by yours (e.g. KBr from NaCl). The "
+                  "reverse process then starts from it noised to step t0 (SDEdit): small t0 keeps it, t0 = T "
+                  "forgets it.")
     if ss.get("gen.start") != "template":
         return None, None
     ss["gen.template_step"] = min(int(ss.get("gen.template_step", DEFAULT_TEMPLATE_STEP)), info.num_steps)
     st.slider("Noise the template to step t0", 1, info.num_steps, key="gen.template_step")
     if numbers is None:
         return int(ss["gen.template_step"]), None
-    template, message = find_template(entry, numbers)
+    template, message = find_template(entry, numbers, space_group)
     if template is None:
         st.warning(message, icon=":material/warning:")
         return None, "start: no template for this composition"

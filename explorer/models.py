@@ -102,7 +102,8 @@ def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_s
     try:
         kwargs = settings.generate_kwargs(model.process.task)
         if settings.template_step is not None and model.process.task == "csp":
-            template = _template_library(path, version).template(check_composition(model, settings.composition))
+            template = _template_library(path, version).template(check_composition(model, settings.composition),
+                                                                 settings.space_group)
             if template is None:
                 raise ValueError("no training crystal has this many atoms with these element counts, so there is "
                                  "no template: start from noise instead")
@@ -177,13 +178,13 @@ def _template_library(path: str, version: int):
     return training_template_library(load_card(Path(path)))
 
 
-def find_template(entry: ModelEntry, atomic_numbers) -> tuple[object | None, str | None]:
-    """(the template for this composition, None) or (None, why there is none)."""
+def find_template(entry: ModelEntry, atomic_numbers, space_group: int | None = None) -> tuple[object | None, str | None]:
+    """(the template for this composition, in this group when given, None) or (None, why there is none)."""
     try:
         library = _template_library(entry.path, entry.version)
     except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
         return None, f"no template: {exc}"
-    template = library.template(list(atomic_numbers))
+    template = library.template(list(atomic_numbers), space_group)
     if template is None:
         return None, ("no training crystal has this many atoms with these element counts, so there is no template "
                       "to start from")

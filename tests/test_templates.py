@@ -39,6 +39,12 @@ def test_library_takes_the_nearest_crystal_of_the_same_prototype():
     assert sorted(template.crystal.atomic_numbers.tolist()) == [19, 35]
     assert "Na->K" in template.describe() and "Cl->Br" in template.describe()
     assert library.template([19, 35, 35]) is None
+    # a space group picks the polymorph: the nearest cousin in that group, else the nearest of any, marked
+    in_221 = library.template([19, 35], space_group=221)
+    assert in_221.source.material_id == "CsCl" and not in_221.asked_group_missing
+    nowhere = library.template([19, 35], space_group=136)
+    assert nowhere.source.material_id == "NaCl" and nowhere.asked_group_missing
+    assert "asked group" in nowhere.describe()
 
 
 def test_step_grid_below_a_start_step_keeps_the_stride():
