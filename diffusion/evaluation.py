@@ -50,6 +50,9 @@ def evaluate_checkpoint(args, command: str) -> dict:
     model = load_model(path, device)
     card = load_card(path)
     if model.process.task == "gen":
+        if args.template_step is not None:
+            raise ValueError("--template-step needs a structure-prediction (csp) model: ab initio models choose "
+                             "their own atoms, so there is no composition to take a template for")
         return _finish(args, path, evaluate_generation(args, model, card, device), command)
     crystals = reference_crystals(args, card)
     known = set(model.normalization.elements)

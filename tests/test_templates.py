@@ -139,6 +139,8 @@ def test_cli_sample_and_evaluate_from_templates(checkpoint_dir, tmp_path):
                               "--out", str(out), env_dir=checkpoint_dir), "template-step")
     assert_one_line_error(cli("sample", "--checkpoint", "tiny_gen", "--num-atoms", "5", "--template-step", "5",
                               "--out", str(out), env_dir=checkpoint_dir), "compositions")
+    assert_one_line_error(cli("evaluate", "--checkpoint", "tiny_gen", "--template-step", "5", env_dir=checkpoint_dir),
+                          "structure-prediction")
     r = cli("evaluate", "--checkpoint", "tiny_csp", "--template-step", "0", "--limit", "4", env_dir=checkpoint_dir)
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
