@@ -1,6 +1,7 @@
 """The Compare page: two sampling runs that differ in one thing, under one slider.
 
-The user picks what differs (sampler, guidance off vs on, seed, or number of steps);
+The user picks what differs (sampler, guidance off vs on, seed, number of steps, or, for structure
+prediction, starting from noise vs from a template noised to t0);
 everything else (model, composition or number of atoms, the other settings) is shared.
 Both runs go through ``explorer.models.sample_trajectory`` (``diffusion.generate``, cached).
 
@@ -11,7 +12,8 @@ frame k ~ (T - t) / T * (K - 1).
 
 Session state (all keys start with ``cmp.``):
     widget values   cmp.model, cmp.composition, cmp.num_atoms, cmp.diff, cmp.sampler, cmp.steps, cmp.seed,
-                    cmp.prop, cmp.guidance, cmp.left.<what>, cmp.right.<what> (what = sampler, steps, seed)
+                    cmp.prop, cmp.guidance, cmp.left.<what>, cmp.right.<what> (what = sampler, steps, seed),
+                    cmp.right.start (the template's t0)
     cmp.results     earlier comparisons of this session (a failed run never removes one)
     cmp.shown       id of the comparison on screen
     cmp.t.<id>      the step t shown for comparison <id> (the slider)
@@ -31,8 +33,8 @@ from plotly.subplots import make_subplots
 from diffusion import FormulaError
 
 from .figures import DIAGNOSTICS, MARKER_COLOR, PALETTE, marker_value
-from .generate import check_formula
-from .models import ModelEntry, ModelInfo, get_model, sample_trajectory, try_model_info
+from .generate import DEFAULT_TEMPLATE_STEP, check_formula
+from .models import ModelEntry, ModelInfo, find_template, get_model, sample_trajectory, try_model_info
 from .numbers import describe
 from .settings import MAX_SEED, SAMPLER_LABELS, GenerateSettings
 from .viewer import ViewFrame, ViewOptions, trajectory_html
@@ -43,10 +45,12 @@ DIFFERENCES = {
     "steps": "Number of steps",
     "seed": "Seed",
     "guidance": "Guidance off vs on",
+    "start": "Start: noise vs a known crystal",
 }
 SIDES = ("left", "right")
 WIDGETS = ("cmp.model", "cmp.composition", "cmp.num_atoms", "cmp.diff", "cmp.sampler", "cmp.steps", "cmp.seed",
-           "cmp.prop", "cmp.guidance", *(f"cmp.{side}.{what}" for side in SIDES for what in ("sampler", "steps", "seed")))
+           "cmp.prop", "cmp.guidance", "cmp.right.start",
+           *(f"cmp.{side}.{what}" for side in SIDES for what in ("sampler", "steps", "seed")))
 SIDE_COLORS = (PALETTE[0], PALETTE[1])
 MAX_COMPARISONS = 6
 VIEW_HEIGHT = 380
@@ -124,6 +128,8 @@ def split_settings(base: GenerateSettings, difference: str, left=None, right=Non
         if base.prop is None:
             raise ValueError("guidance on needs a property target")
         return base.replace(prop=None, space_group=None, guidance=0.0), base
+    if difference == "start":
+        return base.replace(template_step=None), base.replace(template_step=int(right))
     raise ValueError(f"unknown difference '{difference}' (choose {', '.join(DIFFERENCES)})")
 
 
@@ -135,6 +141,8 @@ def side_label(settings: GenerateSettings, difference: str, property_name: str |
         return f"{settings.sampler.upper()}, {settings.steps} steps"
     if difference == "seed":
         return f"seed {settings.seed}"
+    if difference == "start":
+        return "from noise" if settings.template_step is None else f"from a known crystal, t0 = {settings.template_step}"
     if settings.prop is None:
         return "no guidance"
     return f"{property_name or 'property'} = {settings.prop:g}, w = {settings.guidance:g}"
@@ -267,7 +275,7 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
                 problems.append(f"composition: {exc}")
         else:
             st.number_input("Number of atoms (shared)", min_value=1, max_value=info.max_atoms, step=1, key="cmp.num_atoms")
-    options = [k for k in DIFFERENCES if k != "guidance" or info.use_property]
+    options = [k for k in DIFFERENCES if (k != "guidance" or info.use_property) and (k != "start" or info.task == "csp")]
     if ss.get("cmp.diff") not in options:
         ss["cmp.diff"] = "sampler"
     with top[2]:
@@ -297,6 +305,18 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
         prop, guidance = float(ss["cmp.prop"]), float(ss["cmp.guidance"])
         if not math.isfinite(prop):
             problems.append("target property: not a number")
+    elif difference == "start":
+        left_col.caption("From noise at t = T, as on Generate.")
+        with right_col:
+            ss["cmp.right.start"] = min(int(ss.get("cmp.right.start", DEFAULT_TEMPLATE_STEP)), info.num_steps)
+            st.slider("Noise the known crystal to step t0", 1, info.num_steps, key="cmp.right.start")
+            if not problems:
+                template, message = find_template(entry, numbers)
+                if template is None:
+                    st.warning(message, icon=":material/warning:")
+                    problems.append("start: no template for this composition")
+                else:
+                    st.caption(f"Template: {template.describe()}.")
     else:
         for side, column in zip(SIDES, (left_col, right_col)):
             {"sampler": _sampler_box, "seed": _seed_box}.get(difference, lambda c, k: _steps_box(c, k, info))(

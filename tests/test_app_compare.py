@@ -144,6 +144,7 @@ def test_ab_initio_model_has_no_guidance_choice(app_env):
     at.selectbox(key="cmp.model").set_value("tiny_gen").run()
     assert not at.exception
     assert "guidance" not in at.radio(key="cmp.diff").options
+    assert "start" not in at.radio(key="cmp.diff").options, "ab initio models have no composition to template"
     at.number_input(key="cmp.num_atoms").set_value(4)
     at.number_input(key="cmp.steps").set_value(5)
     _compare(at)
@@ -175,3 +176,26 @@ def test_both_new_pages_are_in_the_navigation(app_env):
     for page in ("pages/5_Compare.py", "pages/6_Train.py"):
         at.switch_page(page).run()
         assert not at.exception, page
+
+
+def test_noise_against_a_known_crystal(app_env):
+    at = _page()
+    at.radio(key="cmp.diff").set_value("start").run()
+    assert not at.exception
+    assert any(c.value.startswith("Template: ") for c in at.caption)
+    at.slider(key="cmp.right.start").set_value(20)
+    at.selectbox(key="cmp.sampler").set_value("ddim")
+    at.number_input(key="cmp.steps").set_value(10)
+    _compare(at)
+    assert not at.exception and not at.error
+    comparison = at.session_state["cmp.results"][-1]
+    assert comparison.left.settings.template_step is None and comparison.right.settings.template_step == 20
+    assert (comparison.left.label, comparison.right.label) == ("from noise", "from a known crystal, t0 = 20")
+    left, right = _views(at)
+    assert left["steps"][0] == 50 and right["steps"][0] == 20, "the template run starts at t0"
+
+
+def test_split_settings_for_the_start():
+    base = GenerateSettings(model="m", sampler="ddim", steps=100)
+    left, right = split_settings(base, "start", None, 300)
+    assert left.template_step is None and right.template_step == 300 and left.replace(template_step=300) == right
