@@ -8,9 +8,9 @@ from explorer.models import available_models, models_folder
 
 setup_page("Compare")
 st.title("Compare two runs")
-st.markdown("Change one thing and keep everything else: the sampler, guidance off or on, the seed, or the number "
-            "of steps. Both runs start from noise and end in a crystal; one slider moves both through the reverse "
-            "process, so you see where they part ways.")
+st.markdown("Change one thing and keep everything else: the sampler, guidance off or on, the seed, the number "
+            "of steps, or where the run starts (noise, or a similar known crystal noised to t0). Both runs end in a "
+            "crystal; one slider moves both through the reverse process, so you see where they part ways.")
 
 models = available_models()
 if not models:
