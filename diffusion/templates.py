@@ -26,7 +26,7 @@ class Template:
     """A starting structure for a composition.
 
     crystal: the source's cell and coordinates with the query's elements (volume rescaled by the
-        atoms' radii); its atoms are the query's, in the source's order.
+        atoms' volumes); its atoms are the query's, in the source's order.
     source: the training crystal it came from; substitution: (source Z, query Z) pairs.
     """
 
@@ -51,11 +51,33 @@ def _radius(z: int) -> float:
     return float(radius) if radius else 1.5
 
 
-def substitute_elements(source: Crystal, atomic_numbers: Iterable[int]) -> tuple[Crystal, tuple[tuple[int, int], ...]]:
+def fit_atomic_volumes(crystals: Sequence[Crystal]) -> dict[int, float]:
+    """Volume per atom of each element, fitted so that a cell's volume is the sum over its atoms
+    (least squares on relative error over the reference crystals). Elements the fit leaves at or
+    below zero are left out."""
+    import numpy as np
+
+    elements = sorted({int(z) for c in crystals for z in c.atomic_numbers.tolist()})
+    if not elements:
+        return {}
+    column = {z: i for i, z in enumerate(elements)}
+    counts = np.zeros((len(crystals), len(elements)))
+    for row, crystal in enumerate(crystals):
+        for z in crystal.atomic_numbers.tolist():
+            counts[row, column[int(z)]] += 1
+    volumes = np.array([c.volume for c in crystals])
+    weights = 1.0 / volumes   # relative error: a 300 A^3 cell should not outweigh a 20 A^3 one
+    fitted, *_ = np.linalg.lstsq(counts * weights[:, None], volumes * weights, rcond=None)
+    return {z: float(fitted[column[z]]) for z in elements if fitted[column[z]] > 0}
+
+
+def substitute_elements(source: Crystal, atomic_numbers: Iterable[int],
+                        atomic_volumes: dict[int, float] | None = None) -> tuple[Crystal, tuple[tuple[int, int], ...]]:
     """The source crystal with its elements replaced by those of ``atomic_numbers`` (same prototype),
     paired in order of (count in the cell, Mendeleev number) as ``element_distance`` pairs them. The cell
-    is scaled isotropically by the ratio of summed cubed atomic radii, so a substitution by larger
-    atoms gives a larger cell."""
+    is scaled isotropically by the ratio of the atoms' summed volumes: ``atomic_volumes`` (per element,
+    e.g. from ``fit_atomic_volumes``) when it knows every element involved, else cubed atomic radii, so
+    a substitution by larger atoms gives a larger cell."""
     query = cell_composition(atomic_numbers)
     own = cell_composition(source.atomic_numbers.tolist())
     if prototype(query) != prototype(own):
@@ -64,7 +86,11 @@ def substitute_elements(source: Crystal, atomic_numbers: Iterable[int]) -> tuple
     pairs = tuple((zs, zq) for (zs, _), (zq, _) in zip(sorted(own, key=order), sorted(query, key=order)))
     mapping = dict(pairs)
     numbers = [mapping[int(z)] for z in source.atomic_numbers.tolist()]
-    ratio = sum(_radius(z) ** 3 for z in numbers) / sum(_radius(z) ** 3 for z in source.atomic_numbers.tolist())
+    old_numbers = source.atomic_numbers.tolist()
+    if atomic_volumes and all(int(z) in atomic_volumes for z in numbers + old_numbers):
+        ratio = sum(atomic_volumes[int(z)] for z in numbers) / sum(atomic_volumes[int(z)] for z in old_numbers)
+    else:
+        ratio = sum(_radius(z) ** 3 for z in numbers) / sum(_radius(z) ** 3 for z in old_numbers)
     lattice = source.lattice.double() * ratio ** (1 / 3)
     crystal = Crystal(torch.tensor(numbers, dtype=torch.long), source.frac_coords.clone(), lattice,
                       material_id=f"template:{source.material_id}", space_group=source.space_group)
@@ -79,6 +105,7 @@ class TemplateLibrary:
             raise ValueError("no reference crystals for templates")
         self._by_id = {c.material_id: c for c in crystals}
         self._index = PrototypeIndex(crystals)
+        self.atomic_volumes = fit_atomic_volumes(crystals)
 
     def template(self, atomic_numbers: Iterable[int], space_group: int | None = None) -> Template | None:
         """The nearest reference crystal with this prototype, substituted; None when there is none.
@@ -93,7 +120,7 @@ class TemplateLibrary:
         if not ranked:
             return None
         nearest = ranked[0]
-        crystal, pairs = substitute_elements(self._by_id[nearest.material_id], numbers)
+        crystal, pairs = substitute_elements(self._by_id[nearest.material_id], numbers, self.atomic_volumes)
         return Template(crystal, nearest, pairs, missing)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from diffusion.crystal import Crystal
 from diffusion.sampling import SampleRequest, SamplingConfig, sample, step_grid
-from diffusion.templates import TemplateLibrary, substitute_elements
+from diffusion.templates import TemplateLibrary, fit_atomic_volumes, substitute_elements
 
 
 def rock_salt(cation: int, anion: int, a: float = 5.64, name: str = "") -> Crystal:
@@ -29,6 +29,21 @@ def test_substitution_pairs_chemically_alike_elements_and_scales_the_cell():
     assert abs(same.volume - nacl.volume) < 1e-9
     with pytest.raises(ValueError, match="element counts"):
         substitute_elements(nacl, [11, 17, 17])
+
+
+def test_atomic_volumes_are_fitted_from_cell_volumes_and_scale_substitutions():
+    # cells whose volumes are exactly sums of per-element volumes: Na 20, K 35, Cl 25, Br 30 A^3
+    made_up = {11: 20.0, 19: 35.0, 17: 25.0, 35: 30.0}
+    cells = [rock_salt(a, b, name=f"{a}-{b}") for a in (11, 19) for b in (17, 35)]
+    cells = [c.replace(lattice=c.lattice * ((made_up[a] + made_up[b]) / c.volume) ** (1 / 3))
+             for c, (a, b) in zip(cells, [(a, b) for a in (11, 19) for b in (17, 35)])]
+    fitted = fit_atomic_volumes(cells)
+    # only sums are observed: any split of a common offset between cations and anions fits, so check sums
+    assert abs(fitted[11] + fitted[17] - 45.0) < 1e-6 and abs(fitted[19] + fitted[35] - 65.0) < 1e-6
+    kbr, _ = substitute_elements(cells[0], [19, 35], fitted)
+    assert abs(kbr.volume - 65.0) < 1e-6                       # exactly the KBr cell of the made-up rule
+    by_radius, _ = substitute_elements(cells[0], [19, 35], {11: 20.0})   # an element missing: radii instead
+    assert abs(by_radius.volume - 65.0) > 1.0 and by_radius.volume > cells[0].volume
 
 
 def test_library_takes_the_nearest_crystal_of_the_same_prototype():
