@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
+import numpy as np
 import torch
 
 from .crystal import Crystal
@@ -55,8 +56,6 @@ def fit_atomic_volumes(crystals: Sequence[Crystal]) -> dict[int, float]:
     """Volume per atom of each element, fitted so that a cell's volume is the sum over its atoms
     (least squares on relative error over the reference crystals). Elements the fit leaves at or
     below zero are left out."""
-    import numpy as np
-
     elements = sorted({int(z) for c in crystals for z in c.atomic_numbers.tolist()})
     if not elements:
         return {}
