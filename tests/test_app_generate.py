@@ -103,10 +103,11 @@ def test_query_params_restore_settings_and_step(app_env):
 
 
 def test_bad_query_params_warn_and_do_not_break(app_env):
-    at = _page(model="nope", steps="abc", sg="999", sampler="magic")
+    at = _page(model="nope", steps="abc", sg="999", sampler="magic", template="0")
     assert not at.exception
     warnings = " ".join(w.value for w in at.warning)
     assert "no model 'nope'" in warnings and "'steps=abc'" in warnings and "sampler" in warnings
+    assert "'template=0' must be between 1 and" in warnings
     assert not at.session_state["gen.results"], "nothing generated from a broken link"
     assert at.selectbox(key="gen.model").value == "tiny_csp"
 
