@@ -132,7 +132,7 @@ def test_sample_from_templates_keeps_request_order_and_falls_back_to_noise(tiny_
         sample_from_templates(tiny_csp, request, config, templates, tiny_csp.num_steps + 1)
 
 
-def test_cli_sample_and_evaluate_from_templates(checkpoint_dir, tmp_path):
+def test_cli_sample_and_evaluate_from_templates(checkpoint_dir, perov_rows, tmp_path):
     from pymatgen.core import Structure
 
     from test_cli import assert_one_line_error, cli
@@ -154,6 +154,11 @@ def test_cli_sample_and_evaluate_from_templates(checkpoint_dir, tmp_path):
                               "--out", str(out), env_dir=checkpoint_dir), "template-step")
     assert_one_line_error(cli("sample", "--checkpoint", "tiny_gen", "--num-atoms", "5", "--template-step", "5",
                               "--out", str(out), env_dir=checkpoint_dir), "compositions")
+    many = tmp_path / "many"
+    r = cli("sample", "--checkpoint", "tiny_csp", "--from-csv", str(perov_rows), "--limit", "3", "--template-step", "0",
+            "--out", str(many), env_dir=checkpoint_dir)
+    assert r.returncode == 0, r.stderr
+    assert "templates for" in r.stderr and len(list(many.glob("*.cif"))) == 3
     assert_one_line_error(cli("evaluate", "--checkpoint", "tiny_gen", "--template-step", "5", env_dir=checkpoint_dir),
                           "structure-prediction")
     r = cli("evaluate", "--checkpoint", "tiny_csp", "--template-step", "0", "--limit", "4", env_dir=checkpoint_dir)
