@@ -44,7 +44,7 @@ MAX_RESULTS = 12
 PLAY_TICK_SECONDS = 0.35
 PLAY_TICKS = 30            # a whole trajectory plays in about this many frames
 VIEW_HEIGHT = 470
-SLIDER_LABEL = "Step t of the reverse process: T (noise) → 0 (crystal)"
+SLIDER_PREFIX = "Step t of the reverse process"   # the 3D view finds its slider by this start of the label
 WIDGETS = ("gen.model", "gen.composition", "gen.num_atoms", "gen.sg_text", "gen.use_prop", "gen.prop",
            "gen.guidance", "gen.sampler", "gen.steps", "gen.seed", "gen.start", "gen.template_step")
 DEFAULT_TEMPLATE_STEP = 300   # of T = 1000: keeps the template's structure type, visibly noised
@@ -439,6 +439,13 @@ def _frames(result: Result, predicted: bool) -> list[ViewFrame]:
     return frames
 
 
+def _slider_label(result: Result) -> str:
+    t0 = result.settings.template_step
+    if t0 is None or result.task != "csp":
+        return f"{SLIDER_PREFIX}: T (noise) → 0 (crystal)"
+    return f"{SLIDER_PREFIX}: t0 = {t0} (the known crystal, noised) → 0 (crystal)"
+
+
 def _view(result: Result, supercell: int, ghost: bool) -> str:
     """The trajectory's 3D view (all frames; it follows ``?t=`` in the URL), built once per option set."""
     cache = ss.setdefault("gen.view_cache", {})
@@ -447,7 +454,7 @@ def _view(result: Result, supercell: int, ghost: bool) -> str:
         options = ViewOptions(height=VIEW_HEIGHT, supercell=(supercell,) * 3, ghost_label="model's x̂₀ (predicted)",
                               group="generate", boundary=0.05)  # generated atoms sit near, not on, the faces
         cache[key] = trajectory_html(_frames(result, False), result.steps, _frames(result, True) if ghost else None,
-                                     options, follow="t", slider_label=SLIDER_LABEL)
+                                     options, follow="t", slider_label=SLIDER_PREFIX)
         while len(cache) > 8:
             cache.pop(next(iter(cache)))
     return cache[key]
@@ -500,7 +507,7 @@ def player(result: Result) -> None:
                     ss[key] = steps[0]
                 st.rerun()
         with slider_col:
-            st.select_slider(SLIDER_LABEL, options=steps, key=key)
+            st.select_slider(_slider_label(result), options=steps, key=key)
         t = int(ss[key])
         if st.query_params.get("t") != str(t):
             st.query_params["t"] = str(t)  # first: the 3D view follows the URL

@@ -168,6 +168,8 @@ def test_start_from_a_template_runs_below_t0_and_survives_the_link(app_env):
     assert not at.exception and not at.error
     options = [int(o) for o in at.select_slider(key="gen.t.1").options]
     assert options[0] == 20 and options[-1] == 0, "the trajectory starts at t0, not at T"
+    assert "t0 = 20" in at.select_slider(key="gen.t.1").label
+    assert _view_data(at)["followSlider"] and at.select_slider(key="gen.t.1").label.startswith(_view_data(at)["followSlider"])
     assert at.query_params["template"] in ("20", ["20"])
     assert "template from t0 20" in at.session_state["gen.results"][0].settings.summary("csp")
     # the link reproduces the run; a composition without a cousin is refused without losing the result
