@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--space-group", type=positive_int, default=None, help="1-230")
     r.add_argument("--property", dest="prop", type=finite_float, default=None, help="target property value")
     r.add_argument("--guidance", type=finite_float, default=0.0, help="classifier-free guidance weight w")
+    r.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0", help=TEMPLATE_HELP)
     r.add_argument("--frames", type=positive_int, default=None,
                    help="recorded steps drawn, evenly spaced from T to 0 (default 20 for a GIF, 6 for a PNG)")
     r.add_argument("--size", type=positive_int, default=None, help="pixels per frame (default 480 GIF, 320 PNG)")

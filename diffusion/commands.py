@@ -237,9 +237,18 @@ def run_render(args, command: str) -> int:
             bars.append(_progress_bar(total, "sampling"))
         bars[0].update(done - bars[0].n)
 
+    start = {}
+    if args.template_step is not None:
+        if args.template_step == 0:
+            raise ValueError("--template-step must be at least 1 for a render (0 is the template itself, no steps)")
+        if model.process.task != "csp":
+            raise ValueError("--template-step needs compositions (a structure-prediction model)")
+        numbers = tuple(check_composition(model, args.composition))
+        template = _templates(args, model, [numbers], [args.space_group or 0])[0]
+        start = dict(start=template.crystal, start_step=args.template_step)
     trajectory = generate(model, composition=args.composition, num_atoms=args.num_atoms, sampler=args.sampler,
                           steps=steps, seed=args.seed, space_group=args.space_group, prop=args.prop,
-                          guidance=args.guidance, progress=progress)
+                          guidance=args.guidance, progress=progress, **start)
     for bar in bars:
         bar.close()
     shown = evenly_spaced_steps(trajectory, frames)
