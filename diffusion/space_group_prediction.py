@@ -48,12 +48,18 @@ def prototype(composition: Composition) -> tuple[int, tuple[int, ...]]:
     return sum(counts), counts
 
 
+def paired_elements(a: Composition, b: Composition) -> list[tuple[int, int]]:
+    """(Z in a, Z in b) for two same-prototype compositions, paired in order of (count, Mendeleev number):
+    the element of a that each element of b stands in for."""
+    def order(zn: tuple[int, int]) -> tuple[int, int]:
+        return zn[1], mendeleev_number(zn[0])
+
+    return [(za, zb) for (za, _), (zb, _) in zip(sorted(a, key=order), sorted(b, key=order))]
+
+
 def element_distance(a: Composition, b: Composition) -> int:
-    """Sum of |Mendeleev number differences| with the elements of two same-prototype
-    compositions paired in order of (count, Mendeleev number)."""
-    order_a = sorted(a, key=lambda zn: (zn[1], mendeleev_number(zn[0])))
-    order_b = sorted(b, key=lambda zn: (zn[1], mendeleev_number(zn[0])))
-    return sum(abs(mendeleev_number(za) - mendeleev_number(zb)) for (za, _), (zb, _) in zip(order_a, order_b))
+    """Sum of |Mendeleev number differences| over the ``paired_elements`` of two same-prototype compositions."""
+    return sum(abs(mendeleev_number(za) - mendeleev_number(zb)) for za, zb in paired_elements(a, b))
 
 
 def formula_text(composition: Composition) -> str:

@@ -18,7 +18,7 @@ import torch
 from .crystal import Crystal
 from .process import CrystalDiffusion
 from .sampling import SampleRequest, SamplingConfig, sample
-from .space_group_prediction import Neighbour, PrototypeIndex, cell_composition, mendeleev_number, prototype
+from .space_group_prediction import Neighbour, PrototypeIndex, cell_composition, paired_elements, prototype
 from .trajectory import Trajectory
 
 
@@ -73,19 +73,18 @@ def fit_atomic_volumes(crystals: Sequence[Crystal]) -> dict[int, float]:
 def substitute_elements(source: Crystal, atomic_numbers: Iterable[int],
                         atomic_volumes: dict[int, float] | None = None) -> tuple[Crystal, tuple[tuple[int, int], ...]]:
     """The source crystal with its elements replaced by those of ``atomic_numbers`` (same prototype),
-    paired in order of (count in the cell, Mendeleev number) as ``element_distance`` pairs them. The cell
+    paired by ``paired_elements`` (count in the cell, then Mendeleev number), as the distance pairs them. The cell
     is scaled isotropically by the ratio of the atoms' summed volumes: ``atomic_volumes`` (per element,
     e.g. from ``fit_atomic_volumes``) when it knows every element involved, else cubed atomic radii, so
     a substitution by larger atoms gives a larger cell."""
     query = cell_composition(atomic_numbers)
-    own = cell_composition(source.atomic_numbers.tolist())
+    old_numbers = source.atomic_numbers.tolist()
+    own = cell_composition(old_numbers)
     if prototype(query) != prototype(own):
         raise ValueError("the source crystal has a different number of atoms or element counts")
-    order = lambda zn: (zn[1], mendeleev_number(zn[0]))   # noqa: E731 - the pairing rule, used twice
-    pairs = tuple((zs, zq) for (zs, _), (zq, _) in zip(sorted(own, key=order), sorted(query, key=order)))
+    pairs = paired_elements(own, query)
     mapping = dict(pairs)
-    numbers = [mapping[int(z)] for z in source.atomic_numbers.tolist()]
-    old_numbers = source.atomic_numbers.tolist()
+    numbers = [mapping[int(z)] for z in old_numbers]
     if atomic_volumes and all(int(z) in atomic_volumes for z in numbers + old_numbers):
         ratio = sum(atomic_volumes[int(z)] for z in numbers) / sum(atomic_volumes[int(z)] for z in old_numbers)
     else:
