@@ -19,6 +19,8 @@ from diffusion.checkpoints import checkpoint_folder, read_checkpoint
 
 from .settings import GenerateSettings
 
+NO_TEMPLATE = "no training crystal has this many atoms with these element counts, so there is no template"
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -105,8 +107,7 @@ def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_s
             template = _template_library(path, version).template(check_composition(model, settings.composition),
                                                                  settings.space_group)
             if template is None:
-                raise ValueError("no training crystal has this many atoms with these element counts, so there is "
-                                 "no template: start from noise instead")
+                raise ValueError(f"{NO_TEMPLATE}: start from noise instead")
             kwargs.update(start=template.crystal, start_step=int(settings.template_step))
         return generate(model, num_samples=num_samples, record=record, progress=progress, **kwargs)
     finally:
@@ -186,8 +187,7 @@ def find_template(entry: ModelEntry, atomic_numbers, space_group: int | None = N
         return None, f"no template: {exc}"
     template = library.template(list(atomic_numbers), space_group)
     if template is None:
-        return None, ("no training crystal has this many atoms with these element counts, so there is no template "
-                      "to start from")
+        return None, f"{NO_TEMPLATE} to start from"
     return template, None
 
 
