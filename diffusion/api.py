@@ -52,13 +52,14 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
              space_group: int | None = None, prop: float | None = None, guidance: float = 0.0,
              step_lr: float = 5e-7, record: str = "all", record_stride: int = 1,
              progress: ProgressCallback | None = None, start: Crystal | None = None,
-             start_step: int | None = None) -> Trajectory:
+             start_step: int | None = None, precision: str = "float32") -> Trajectory:
     """Sample ``num_samples`` crystals; crystal i uses seed ``seed + i``.
 
     CSP models need ``composition`` (e.g. "Ti2O4": the atoms of the cell); ab initio models
     take ``num_atoms`` (or draw it from the training distribution when None). With ``start``
     (a crystal of the same composition, e.g. a template) the reverse process begins from it
-    noised to ``start_step`` instead of from noise at T.
+    noised to ``start_step`` instead of from noise at T. ``precision="bfloat16"`` runs the network's
+    matrix products in bfloat16 (faster on CPUs with AVX512-BF16 and on GPUs).
     """
     if not 1 <= num_samples <= MAX_SAMPLES:
         raise ValueError(f"num_samples must be between 1 and {MAX_SAMPLES}, got {num_samples}")
@@ -91,7 +92,7 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
                             None if space_group is None else (int(space_group),) * num_samples,
                             None if start is None else (start,) * num_samples, start_step)
     config = SamplingConfig(sampler=sampler, steps=steps, guidance=guidance, step_lr=step_lr, record=record,
-                            record_stride=record_stride)
+                            record_stride=record_stride, precision=precision)
     return sample(model, request, config, progress)
 
 

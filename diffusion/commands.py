@@ -121,7 +121,7 @@ def run_sample(args, command: str) -> int:
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device)
     config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
-                            record="all" if args.trajectory else "final")
+                            record="all" if args.trajectory else "final", precision=args.precision)
     config.validate(model.num_steps)
     if args.num_samples > MAX_SAMPLES:
         raise ValueError(f"--num-samples must be at most {MAX_SAMPLES}, got {args.num_samples}")
@@ -248,7 +248,7 @@ def run_render(args, command: str) -> int:
         start = dict(start=template.crystal, start_step=args.template_step)
     trajectory = generate(model, composition=args.composition, num_atoms=args.num_atoms, sampler=args.sampler,
                           steps=steps, seed=args.seed, space_group=args.space_group, prop=args.prop,
-                          guidance=args.guidance, progress=progress, **start)
+                          guidance=args.guidance, progress=progress, precision=args.precision, **start)
     for bar in bars:
         bar.close()
     shown = evenly_spaced_steps(trajectory, frames)

@@ -72,7 +72,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
         library = training_template_library(card)
         templates = [library.template(c.atomic_numbers.tolist(), requested[i] or None) for i, c in enumerate(crystals)]
     config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
-                            record="final")
+                            record="final", precision=args.precision)
     config.validate(model.num_steps)
     jobs = [(i, j) for j in range(args.num_samples) for i in range(len(crystals))]
     samples: dict[tuple[int, int], object] = {}
@@ -105,7 +105,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
     metrics = aggregate_csp(scores, raw).to_dict()
     results = {
         "checkpoint": path.stem, "task": "csp", "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
-        "sampler": args.sampler, "steps": args.steps or model.num_steps, "space_group": args.space_group,
+        "sampler": args.sampler, "precision": args.precision, "steps": args.steps or model.num_steps, "space_group": args.space_group,
         "template_step": args.template_step,
         "guidance": args.guidance, "seed": args.seed, "device": str(device),
         "sampling_seconds": round(sampling_seconds, 1),
@@ -159,12 +159,16 @@ def _finish(args, path: Path, results: dict, command: str) -> dict:
         card = data.get("card") or load_card(path)
         if results.get("task") == "gen":
             key = f"gen_{args.sampler}_{results['steps']}_n{results['n']}"
+            if args.precision != "float32":
+                key += f"_{args.precision}"
         else:
             key = f"{args.sampler}_{results['steps']}_sg-{args.space_group}_k{args.num_samples}"
             if args.guidance:
                 key += f"_w{args.guidance:g}"
             if args.template_step is not None:
                 key += f"_template{args.template_step}"
+            if args.precision != "float32":
+                key += f"_{args.precision}"
         # the card keeps the summary; the per-crystal list stays in --json (it would grow the card by ~0.5 MB)
         card.setdefault("metrics", {})[key] = {k: v for k, v in results.items() if k != "crystals"}
         save_checkpoint(model_from_dict(data, path.name), path, card)
@@ -228,7 +232,7 @@ def evaluate_generation(args, model, card: dict, device) -> dict:
     reference = (val_crystals if args.split == "val" else train_crystals + val_crystals)[: args.limit]
     cutoffs = coverage_cutoffs(args, card)
     sampling = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=0.0, step_lr=args.step_lr,
-                              record="final")
+                              record="final", precision=args.precision)
     sampling.validate(model.num_steps)
     counts = sample_num_atoms(model, args.num_generated, torch.Generator().manual_seed(args.seed))
     structures = []
@@ -252,7 +256,7 @@ def evaluate_generation(args, model, card: dict, device) -> dict:
     bar.close()
     return {
         "checkpoint": card.get("name"), "task": "gen", "checkpoint_steps": card.get("steps"), "split": args.split,
-        "n": len(structures), "n_reference": len(reference), "sampler": args.sampler,
+        "n": len(structures), "n_reference": len(reference), "sampler": args.sampler, "precision": args.precision,
         "steps": args.steps or model.num_steps, "seed": args.seed, "device": str(device),
         "sampling_seconds": round(sampling_seconds, 1),
         "seconds_per_structure": round(sampling_seconds / max(1, len(structures)), 4),

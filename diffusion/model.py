@@ -124,9 +124,15 @@ class CrystalDenoiser(nn.Module):
         self.lattice_head = nn.Sequential(nn.Linear(h, h), nn.SiLU(), nn.Linear(h, 9))
         self.type_head = nn.Linear(h, NUM_TYPE_CLASSES) if config.predict_types else None
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the network's inputs, outputs and residual stream. Its matrix products may run in a
+        lower precision (``diffusion.precision``), which never changes this."""
+        return self.out_norm.weight.dtype
+
     def time_context(self, t: torch.Tensor) -> torch.Tensor:
         """(B,) steps -> (B, H) time part of the context (samplers compute it once per grid)."""
-        return self.time_mlp(sinusoidal_embedding(t, self.config.time_dim, dtype=self.size_proj.weight.dtype))
+        return self.time_mlp(sinusoidal_embedding(t, self.config.time_dim, dtype=self.dtype))
 
     def condition_context(self, num_atoms: torch.Tensor, prop: torch.Tensor | None,
                           space_group: torch.Tensor | None) -> torch.Tensor:
@@ -134,7 +140,7 @@ class CrystalDenoiser(nn.Module):
 
         prop: (B,) normalized, NaN = dropped; space_group: (B,) 0 = none.
         """
-        dtype = self.size_proj.weight.dtype
+        dtype = self.dtype
         ctx = self.size_proj(torch.log(num_atoms.to(dtype)).unsqueeze(-1))
         if self.config.use_property:
             if prop is None:
@@ -160,7 +166,7 @@ class CrystalDenoiser(nn.Module):
         """
         if fixed_context is None:
             fixed_context = self.time_context(t) + self.condition_context(num_atoms, prop, space_group)
-        return fixed_context + self.lattice_mlp(lattice_invariants.to(self.size_proj.weight.dtype))
+        return fixed_context + self.lattice_mlp(lattice_invariants.to(self.dtype))
 
     def edge_projection(self, frac: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                         min_edges: int = 128) -> torch.Tensor:
@@ -170,6 +176,8 @@ class CrystalDenoiser(nn.Module):
         cosines, so with S, C the sine and cosine parts of the projection of edge (i, j),
         edge (j, i) is C - S, and a self pair is the constant sum of the cosine weights.
         Only the i < j third of the edges is projected: the same function for less work.
+        The angles and their sines and cosines are always computed in ``frac``'s precision (angles
+        reach 2 pi K); only the product with the weights runs in the weights' dtype.
         """
         K = self.config.frequencies
         if src.shape[0] < min_edges:
@@ -178,9 +186,10 @@ class CrystalDenoiser(nn.Module):
         k = torch.arange(1, K + 1, device=frac.device, dtype=frac.dtype)
         angles = 2 * math.pi * (frac[dst[:num_pairs]] - frac[src[:num_pairs]]).unsqueeze(-1) * k  # (U, 3, K)
         weight = self.edge_proj.weight.view(-1, 3, 2, K)                                            # (KH, 3, 2, K)
-        sines = torch.sin(angles).flatten(1) @ weight[:, :, 0, :].reshape(-1, 3 * K).T               # (U, KH)
-        cosines = torch.cos(angles).flatten(1) @ weight[:, :, 1, :].reshape(-1, 3 * K).T
-        self_pairs = weight[:, :, 1, :].sum((1, 2)).expand(frac.shape[0], -1)
+        low = weight.dtype
+        sines = (torch.sin(angles).flatten(1).to(low) @ weight[:, :, 0, :].reshape(-1, 3 * K).T).to(frac.dtype)  # (U, KH)
+        cosines = (torch.cos(angles).flatten(1).to(low) @ weight[:, :, 1, :].reshape(-1, 3 * K).T).to(frac.dtype)
+        self_pairs = weight[:, :, 1, :].to(frac.dtype).sum((1, 2)).expand(frac.shape[0], -1)
         return torch.cat([cosines + sines, cosines - sines, self_pairs])
 
     def forward(self, types: torch.Tensor, frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor,

@@ -31,6 +31,7 @@ import torch
 from .corruption import MASK, NUM_TYPE_CLASSES, wrap
 from .crystal import Crystal, CrystalGraph
 from .geometry import min_distances, volumes
+from .precision import PRECISIONS, Precision, with_precision
 from .process import CrystalDiffusion, Prediction
 from .step_predictor import StepPredictor
 from .trajectory import Trajectory
@@ -48,6 +49,8 @@ class SamplingConfig:
     guidance: classifier-free guidance weight w: eps = (1 + w) eps(c) - w eps(none).
     record: "all" keeps every ``record_stride``-th frame, "final" only the sample.
     trace: replay the network step from a TorchScript trace (same outputs, less overhead).
+    precision: "float32", or "bfloat16" for the network's matrix products only (``precision.py``:
+        faster on CPUs with AVX512-BF16 and on GPUs; the trajectory differs in the last digits).
     """
 
     sampler: SamplerName = "ddpm"
@@ -58,6 +61,7 @@ class SamplingConfig:
     record_stride: int = 1
     lattice_clip: float = 5.0
     trace: bool = True
+    precision: Precision = "float32"
 
     def validate(self, num_steps: int) -> None:
         if self.sampler not in SAMPLERS:
@@ -68,6 +72,8 @@ class SamplingConfig:
             raise ValueError(f"guidance must be a number in [-1, 20], got {self.guidance}")
         if self.record_stride < 1:
             raise ValueError("record_stride must be >= 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
 
 
 @dataclass(frozen=True)
@@ -241,6 +247,7 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     """Run the reverse process for every crystal of the request on the model's device."""
     config.validate(model.num_steps)
     _validate_request(model, request)
+    model = with_precision(model, config.precision)
     device = model.device
     counts = list(request.num_atoms)
     num_atoms = torch.tensor(counts, device=device)

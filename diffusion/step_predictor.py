@@ -76,7 +76,7 @@ class _GraphStep:
         B, N, device = g.num_crystals, g.batch.shape[0], model.device
         example = (torch.ones(N, dtype=torch.long, device=device), torch.rand(N, 3, device=device),
                    torch.zeros(B, 6, device=device), torch.ones(B, dtype=torch.long, device=device),
-                   torch.zeros(B, model.model_config.hidden, device=device, dtype=model.denoiser.size_proj.weight.dtype))
+                   torch.zeros(B, model.model_config.hidden, device=device, dtype=model.denoiser.dtype))
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TracerWarnings about shape-derived Python ints: shapes are in the key
             return torch.jit.trace(_PredictWithGraph(model), example + self._graph_tensors(), check_trace=False)
