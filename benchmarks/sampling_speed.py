@@ -1,11 +1,15 @@
 """Sampling speed, throughput, efficiency and memory (issue 5). Prints Markdown tables.
 
 Run:  .venv/bin/python benchmarks/sampling_speed.py [--device cpu|cuda] [--threads 2] [--quick] [--trajectory-runs 10]
+          [--precisions float32 bfloat16]
 
 Models: the shipped perov_5 and mp_20 checkpoints when present, else freshly initialised
 models of the same size (speed does not depend on the weights). Efficiency = FLOPs of the
 denoiser (counted by torch.utils.flop_counter) per second of sampling, divided by the
-machine's own peak measured in the same run with a large float32 matrix product.
+machine's own peak measured in the same run with a large matrix product of the same precision.
+Each precision (``SamplingConfig.precision``; bfloat16 by default only where the hardware has native
+bfloat16 products) gets its own rows; trajectory runs of the precisions alternate, so a drift of
+the shared machine's speed hits both alike.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from diffusion.checkpoints import load_model  # noqa: E402
+from diffusion.precision import PRECISIONS, fast_bfloat16  # noqa: E402
 from diffusion.sampling import SampleRequest, SamplingConfig, sample  # noqa: E402
 
 PEROVSKITE = (38, 22, 8, 8, 8)                      # SrTiO3
@@ -74,10 +79,11 @@ def denoiser_flops(model, atoms, batch: int) -> float:
     return float(counter.get_total_flops())
 
 
-def peak_flops(device: str) -> float:
+def peak_flops(device: str, precision: str = "float32") -> float:
     size = 2048 if device == "cpu" else 8192
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+    dtype = getattr(torch, precision)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     a @ b
     if device == "cuda":
         torch.cuda.synchronize()
@@ -135,8 +141,11 @@ def main() -> None:
     parser.add_argument("--memory-steps", type=int, default=1000, help="steps of the memory probe")
     parser.add_argument("--trajectory-runs", type=int, default=5,
                         help="runs per trajectory row (best is reported; with more than 5, median and range too)")
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=None,
+                        help="network precisions to time (default: float32, and bfloat16 where it is native)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    precisions = args.precisions or (["float32", "bfloat16"] if fast_bfloat16(args.device) else ["float32"])
     if args.memory_child:
         memory_child(args.memory_child, args.device, args.memory_steps)
         return
@@ -145,38 +154,52 @@ def main() -> None:
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
     print(f"device: {device_name}; torch {torch.__version__}; perov_5 {perov_kind}, mp_20 {mp_kind}\n")
 
-    full = SamplingConfig(sampler="ddpm", record="all")
     runs = max(1, args.trajectory_runs)
     spread = runs > 5
-    print("| trajectory (1000 steps, every frame recorded) | seconds (best of %d) |%s" % (runs, " median | range |" if spread else ""))
-    print("|---|---|" + ("---|---|" if spread else ""))
-    timed_sample(perov, PEROVSKITE, 1, SamplingConfig(sampler="ddpm", steps=10))  # warm-up
+    print("| trajectory (1000 steps, every frame recorded) | precision | seconds (best of %d) |%s"
+          % (runs, " median | range |" if spread else ""))
+    print("|---|---|---|" + ("---|---|" if spread else ""))
     for label, model, atoms in (("5-atom perovskite (perov_5 model)", perov, PEROVSKITE),
                                 ("20-atom crystal (mp_20 model)", mp, TWENTY)):
-        times = sample_times(model, atoms, 1, full, runs)
-        extra = f" {statistics.median(times):.2f} | {min(times):.2f}-{max(times):.2f} |" if spread else ""
-        print(f"| {label} | {min(times):.2f} |{extra}")
+        times: dict[str, list[float]] = {p: [] for p in precisions}
+        for precision in precisions:  # warm-up: trace, reduced-precision copy
+            timed_sample(model, atoms, 1, SamplingConfig(sampler="ddpm", steps=10, precision=precision))
+        for _ in range(runs):         # alternate the precisions, so the machine's drift hits both alike
+            for precision in precisions:
+                times[precision] += sample_times(model, atoms, 1, SamplingConfig(sampler="ddpm", record="all",
+                                                                                 precision=precision))
+        for precision in precisions:
+            t = times[precision]
+            extra = f" {statistics.median(t):.2f} | {min(t):.2f}-{max(t):.2f} |" if spread else ""
+            print(f"| {label} | {precision} | {min(t):.2f} |{extra}")
 
     # every step costs the same, so 1000-step throughput is timed on 100 steps and divided by 10
-    print("\n| batch | structures / s (5-atom, 1000 ddpm steps, final frame only) | structures / s (20-atom) |")
-    print("|---|---|---|")
-    final = SamplingConfig(sampler="ddpm", record="final", steps=100)
+    columns = [(size, p) for size in ("5-atom", "20-atom") for p in precisions]
+    print("\n| batch | " + " | ".join(f"structures / s, {size}, {p}" for size, p in columns)
+          + " |\n|---|" + "---|" * len(columns))
+    print("(1000 ddpm steps, final frame only)")
     scale = 10
     for batch in ((1, 16, 64) if args.quick else (1, 16, 256)):
         repeats = 3 if batch <= 16 else 1  # best of several: this shared machine's speed varies by ~20%
-        t5 = timed_sample(perov, PEROVSKITE, batch, final, repeats) * scale
-        t20 = timed_sample(mp, TWENTY, batch, final, repeats) * scale
-        print(f"| {batch} | {batch / t5:.2f} | {batch / t20:.2f} |")
+        cells = []
+        for size, precision in columns:
+            model, atoms = (perov, PEROVSKITE) if size == "5-atom" else (mp, TWENTY)
+            final = SamplingConfig(sampler="ddpm", record="final", steps=100, precision=precision)
+            cells.append(batch / (timed_sample(model, atoms, batch, final, repeats) * scale))
+        print(f"| {batch} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
 
     print("\n| efficiency (batch 256, 100 ddpm steps) | value |")
     print("|---|---|")
-    peak = peak_flops(args.device)
     batch = 64 if args.quick else 256
-    for name, model, atoms in (("5-atom", perov, PEROVSKITE), ("20-atom", mp, TWENTY)):
-        seconds = timed_sample(model, atoms, batch, SamplingConfig(sampler="ddpm", steps=100, record="final"))
-        achieved = 100 * denoiser_flops(model, atoms, batch) / seconds
-        print(f"| {name}: achieved GFLOP/s | {achieved / 1e9:.1f} |")
-        print(f"| {name}: fraction of measured matmul peak ({peak / 1e9:.0f} GFLOP/s) | {achieved / peak:.1%} |")
+    for precision in precisions:
+        peak = peak_flops(args.device, precision)
+        for name, model, atoms in (("5-atom", perov, PEROVSKITE), ("20-atom", mp, TWENTY)):
+            config = SamplingConfig(sampler="ddpm", steps=100, record="final", precision=precision)
+            seconds = timed_sample(model, atoms, batch, config)
+            achieved = 100 * denoiser_flops(model, atoms, batch) / seconds
+            print(f"| {name}, {precision}: achieved GFLOP/s | {achieved / 1e9:.1f} |")
+            print(f"| {name}, {precision}: fraction of measured {precision} matmul peak ({peak / 1e9:.0f} GFLOP/s) "
+                  f"| {achieved / peak:.1%} |")
 
     print(f"\n| memory added by sampling 256 perovskites x {args.memory_steps} ddpm steps | MB |")
     print("|---|---|")

@@ -92,10 +92,13 @@ class MessageLayer(nn.Module):
         """h: (N, H); graph: the batch's edges; edge_term: (E, H) this layer's projection of edge
         features; crystal_term: (N, H) this layer's projection of the crystal's lattice, one row per atom."""
         hn = self.norm(h)
-        # index_select rather than advanced indexing: the same gather at a fraction of the overhead
-        messages = self.edge_mlp(torch.index_select(self.src_proj(hn) + crystal_term, 0, graph.src)
-                                 + torch.index_select(self.dst_proj(hn), 0, graph.dst) + edge_term)
-        return h + self.node_mlp(torch.cat([hn, graph.mean_over_edges(messages)], -1))
+        # per-edge work runs in the edge MLP's dtype (bfloat16 in a reduced-precision copy, see
+        # precision.py: the casts happen on the N atoms, not the E pairs); the sum over edges and the
+        # residual stream stay in h's dtype. index_select: the same gather as indexing, less overhead.
+        low = self.edge_mlp[1].weight.dtype
+        messages = self.edge_mlp(torch.index_select((self.src_proj(hn) + crystal_term).to(low), 0, graph.src)
+                                 + torch.index_select(self.dst_proj(hn).to(low), 0, graph.dst) + edge_term.to(low))
+        return h + self.node_mlp(torch.cat([hn, graph.mean_over_edges(messages.to(h.dtype))], -1))
 
 
 class CrystalDenoiser(nn.Module):
@@ -177,19 +180,19 @@ class CrystalDenoiser(nn.Module):
         edge (j, i) is C - S, and a self pair is the constant sum of the cosine weights.
         Only the i < j third of the edges is projected: the same function for less work.
         The angles and their sines and cosines are always computed in ``frac``'s precision (angles
-        reach 2 pi K); only the product with the weights runs in the weights' dtype.
+        reach 2 pi K); the product with the weights, and the result, are in the weights' dtype.
         """
         K = self.config.frequencies
         if src.shape[0] < min_edges:
-            return self.edge_proj(fourier_features(frac[dst] - frac[src], K))
+            return self.edge_proj(fourier_features(frac[dst] - frac[src], K)).to(self.edge_proj.weight.dtype)
         num_pairs = (src.shape[0] - frac.shape[0]) // 2
         k = torch.arange(1, K + 1, device=frac.device, dtype=frac.dtype)
         angles = 2 * math.pi * (frac[dst[:num_pairs]] - frac[src[:num_pairs]]).unsqueeze(-1) * k  # (U, 3, K)
         weight = self.edge_proj.weight.view(-1, 3, 2, K)                                            # (KH, 3, 2, K)
         low = weight.dtype
-        sines = (torch.sin(angles).flatten(1).to(low) @ weight[:, :, 0, :].reshape(-1, 3 * K).T).to(frac.dtype)  # (U, KH)
-        cosines = (torch.cos(angles).flatten(1).to(low) @ weight[:, :, 1, :].reshape(-1, 3 * K).T).to(frac.dtype)
-        self_pairs = weight[:, :, 1, :].to(frac.dtype).sum((1, 2)).expand(frac.shape[0], -1)
+        sines = torch.sin(angles).flatten(1).to(low) @ weight[:, :, 0, :].reshape(-1, 3 * K).T            # (U, KH)
+        cosines = torch.cos(angles).flatten(1).to(low) @ weight[:, :, 1, :].reshape(-1, 3 * K).T
+        self_pairs = weight[:, :, 1, :].float().sum((1, 2)).to(low).expand(frac.shape[0], -1)
         return torch.cat([cosines + sines, cosines - sines, self_pairs])
 
     def forward(self, types: torch.Tensor, frac: torch.Tensor, lattice: torch.Tensor, num_atoms: torch.Tensor,

@@ -2,7 +2,8 @@
 
 Session state (all keys start with ``gen.``):
     widget values       gen.model, gen.composition, gen.num_atoms, gen.sg_text, gen.use_prop, gen.prop,
-                        gen.guidance, gen.sampler, gen.steps, gen.seed, gen.start, gen.template_step
+                        gen.guidance, gen.sampler, gen.steps, gen.seed, gen.start, gen.template_step,
+                        gen.precision
     gen.results         earlier results of this session (a failed run never removes one)
     gen.shown           id of the result on screen
     gen.t.<id>          the step t shown for result <id> (the slider)
@@ -27,16 +28,19 @@ import streamlit as st
 
 from diffusion import FormulaError, parse_formula
 from diffusion.api import MAX_ATOMS
+from diffusion.precision import fast_bfloat16
 from diffusion.render import MAX_FRAMES, MAX_STRIP_PANELS, evenly_spaced_steps, render_gif, render_strip
 
 from .equation_view import show_panels
 from .equations import reverse_panels
 from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
-from .models import ModelEntry, ModelInfo, find_template, get_model, sample_trajectory, try_model_info
+from .models import (ModelEntry, ModelInfo, app_device, find_template, get_model, sample_trajectory,
+                     try_model_info)
 from .numbers import describe
 from .space_group_field import space_group_field
-from .settings import DEFAULT_STEPS, MAX_SEED, SAMPLER_LABELS, GenerateSettings, from_query
+from .settings import (DEFAULT_PRECISION, DEFAULT_STEPS, MAX_SEED, PRECISION_LABELS, SAMPLER_LABELS, GenerateSettings,
+                       from_query)
 from .viewer import ViewFrame, ViewOptions, trajectory_html
 from .widgets import numbers_table, result_picker, show_view, shown_item
 
@@ -46,7 +50,7 @@ PLAY_TICKS = 30            # a whole trajectory plays in about this many frames
 VIEW_HEIGHT = 470
 SLIDER_PREFIX = "Step t of the reverse process"   # the 3D view finds its slider by this start of the label
 WIDGETS = ("gen.model", "gen.composition", "gen.num_atoms", "gen.sg_text", "gen.use_prop", "gen.prop",
-           "gen.guidance", "gen.sampler", "gen.steps", "gen.seed", "gen.start", "gen.template_step")
+           "gen.guidance", "gen.sampler", "gen.steps", "gen.seed", "gen.start", "gen.template_step", "gen.precision")
 DEFAULT_TEMPLATE_STEP = 300   # of T = 1000: keeps the template's structure type, visibly noised
 ss = st.session_state
 
@@ -105,6 +109,7 @@ def _settings_to_widgets(settings: GenerateSettings, info: ModelInfo | None) -> 
     ss["gen.sampler"] = settings.sampler
     ss["gen.steps"] = int(settings.steps)
     ss["gen.seed"] = int(settings.seed)
+    ss["gen.precision"] = settings.precision
     ss["gen.start"] = "noise" if settings.template_step is None else "template"
     if settings.template_step is not None:
         ss["gen.template_step"] = int(settings.template_step)
@@ -294,6 +299,8 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
                         help="Fewer steps = faster; DDIM works well with 50-100, DDPM is the full T.")
         st.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="gen.seed",
                         help="Same settings and seed give the same trajectory.")
+        st.selectbox("Network precision", list(PRECISION_LABELS), key="gen.precision",
+                     format_func=PRECISION_LABELS.get, help=_precision_help())
         template_step = None
         if info.task == "csp":
             template_step, problem = _template_controls(entry, info, numbers if not problems else None, space_group)
@@ -303,8 +310,17 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         model=entry.name, composition=str(ss.get("gen.composition", "")).strip(),
         num_atoms=int(ss.get("gen.num_atoms", info.typical_atoms)), space_group=space_group, prop=prop,
         guidance=float(ss.get("gen.guidance", 0.0)) if (space_group is not None or prop is not None) else 0.0,
-        sampler=ss["gen.sampler"], steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]), template_step=template_step)
+        sampler=ss["gen.sampler"], steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]), template_step=template_step,
+        precision=ss.get("gen.precision", DEFAULT_PRECISION))
     return entry, info, settings, (problems[0] if problems else None)
+
+
+def _precision_help() -> str:
+    native = "has" if fast_bfloat16(app_device()) else "does NOT have"
+    return ("bfloat16 runs the network's matrix products at half precision (the state, the schedule and the sums "
+            "stay float32): about 20% faster for a 20-atom cell on a CPU with AVX512-BF16, with the same match rate "
+            f"on the validation splits; the structure differs in the last digits. This machine {native} native "
+            "bfloat16 products.")
 
 
 def _template_controls(entry: ModelEntry, info: ModelInfo, numbers: list[int] | None,

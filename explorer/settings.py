@@ -17,6 +17,11 @@ SAMPLER_LABELS = {
     "ddpm": "DDPM (ancestral, the course's algorithm)",
     "pc": "Predictor-corrector (DDPM + Langevin)",
 }
+PRECISION_LABELS = {
+    "float32": "float32 (reproducible everywhere)",
+    "bfloat16": "bfloat16 matrix products (faster on AVX512-BF16 CPUs and GPUs)",
+}
+DEFAULT_PRECISION = "float32"
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = {"ddim": 100, "ddpm": 1000, "pc": 1000}
 MAX_SEED = 2**31 - 1
@@ -41,11 +46,13 @@ class GenerateSettings:
     steps: int = DEFAULT_STEPS[DEFAULT_SAMPLER]
     seed: int = 0
     template_step: int | None = None    # csp: start from the nearest training crystal noised to this step
+    precision: str = DEFAULT_PRECISION  # of the network's matrix products (diffusion.precision)
 
     def generate_kwargs(self, task: str) -> dict:
         """Keyword arguments for ``diffusion.generate`` (the task decides composition vs. atoms)."""
         kwargs = dict(sampler=self.sampler, steps=int(self.steps), seed=int(self.seed), space_group=self.space_group,
-                      prop=self.prop, guidance=float(self.guidance) if self.conditioned else 0.0)
+                      prop=self.prop, guidance=float(self.guidance) if self.conditioned else 0.0,
+                      precision=self.precision)
         if task == "gen":
             kwargs["num_atoms"] = int(self.num_atoms) if self.num_atoms > 0 else None  # 0: drawn from the data
         else:
@@ -68,6 +75,8 @@ class GenerateSettings:
             extra.append(f"w {self.guidance:g}")
         if self.template_step is not None and task == "csp":
             extra.append(f"template from t0 {self.template_step}")
+        if self.precision != DEFAULT_PRECISION:
+            extra.append(self.precision)
         tail = f" · {', '.join(extra)}" if extra else ""
         return f"{what} · {self.model} · {self.sampler} {self.steps} steps · seed {self.seed}{tail}"
 
@@ -86,6 +95,8 @@ class GenerateSettings:
             query["w"] = f"{self.guidance:g}"
         if self.template_step is not None and task == "csp":
             query["template"] = str(int(self.template_step))
+        if self.precision != DEFAULT_PRECISION:
+            query["precision"] = self.precision
         query.update(sampler=self.sampler, steps=str(int(self.steps)), seed=str(int(self.seed)))
         return query
 
@@ -171,6 +182,11 @@ def from_query(params: Mapping[str, str], models: Mapping[str, int], default: Ge
         values["seed"] = seed
     if "template" in params and (t0 := _int(params["template"], "template", 1, T, errors)) is not None:
         values["template_step"] = t0
+    if "precision" in params:
+        if params["precision"] in PRECISION_LABELS:
+            values["precision"] = params["precision"]
+        else:
+            errors.append(f"unknown precision '{params['precision']}' (choose {', '.join(PRECISION_LABELS)})")
     step = None
     if "t" in params:
         step = _int(params["t"], "t", 0, T, errors)

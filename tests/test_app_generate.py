@@ -102,6 +102,17 @@ def test_query_params_restore_settings_and_step(app_env):
     assert _numbers(at)["step t"] == "29 of 50"
 
 
+def test_bfloat16_precision_from_the_widget_runs_and_is_kept_in_the_link(app_env):
+    at = _page()
+    at.selectbox(key="gen.precision").set_value("bfloat16").run()
+    _generate(at)
+    assert not at.exception and not at.error
+    result = at.session_state["gen.results"][0]
+    assert result.settings.precision == "bfloat16" and at.query_params["precision"] in ("bfloat16", ["bfloat16"])
+    again = _page(**{k: at.query_params[k] for k in at.query_params})
+    assert not again.exception and again.selectbox(key="gen.precision").value == "bfloat16"
+
+
 def test_bad_query_params_warn_and_do_not_break(app_env):
     at = _page(model="nope", steps="abc", sg="999", sampler="magic", template="0")
     assert not at.exception

@@ -24,12 +24,16 @@ def test_settings_round_trip_through_the_url():
     assert back == settings and step == 120 and not errors
     gen = GenerateSettings(model="g", num_atoms=12).to_query("gen")
     assert gen["atoms"] == "12" and "formula" not in gen
+    low = settings.replace(precision="bfloat16")
+    assert low.to_query("csp")["precision"] == "bfloat16" and "bfloat16" in low.summary("csp")
+    assert from_query(low.to_query("csp"), {"mp_20": 1000}, GenerateSettings(model="mp_20"))[0] == low
+    assert low.generate_kwargs("csp")["precision"] == "bfloat16"
 
 
 @pytest.mark.parametrize("params, message", [
     ({"model": "other"}, "no model 'other'"), ({"steps": "0"}, "between 1 and 1000"), ({"steps": "2000"}, "between"),
     ({"seed": "-1"}, "seed"), ({"sg": "231"}, "between 1 and 230"), ({"sg": "Xyz"}, "unknown space group"),
-    ({"w": "nan"}, "'w=nan'"), ({"prop": "1e400"}, "prop"), ({"sampler": "euler"}, "unknown sampler"),
+    ({"w": "nan"}, "'w=nan'"), ({"prop": "1e400"}, "prop"), ({"sampler": "euler"}, "unknown sampler"), ({"precision": "float16"}, "unknown precision"),
     ({"t": "-3"}, "'t=-3'"), ({"atoms": "1000"}, "atoms"), ({"formula": "x" * 300}, "formula"),
 ])
 def test_bad_url_values_fall_back_with_a_message(params, message):
