@@ -54,7 +54,7 @@ WIDGETS = ("cmp.model", "cmp.composition", "cmp.num_atoms", "cmp.diff", "cmp.sam
 SIDE_COLORS = (PALETTE[0], PALETTE[1])
 MAX_COMPARISONS = 6
 VIEW_HEIGHT = 380
-SLIDER_LABEL = "Step t of both reverse processes: T (noise) → 0 (crystal)"
+SLIDER_PREFIX = "Step t of both reverse processes"   # the 3D views find the slider by this start of its label
 ss = st.session_state
 
 
@@ -94,6 +94,14 @@ class Comparison:
     def steps(self) -> list[int]:
         """The slider's positions: every step either run recorded, from T down to 0."""
         return common_steps(self.left.steps, self.right.steps)
+
+    @property
+    def slider_label(self) -> str:
+        """Says where each run starts: T for a run from noise, t0 for one from a known crystal."""
+        starts = [side.settings.template_step for side in self.sides if side.settings.template_step is not None]
+        if not starts:
+            return f"{SLIDER_PREFIX}: T (noise) → 0 (crystal)"
+        return f"{SLIDER_PREFIX}: T (noise) → 0; the known crystal's run starts at t0 = {starts[0]}"
 
     @property
     def label(self) -> str:
@@ -383,7 +391,7 @@ def _view(comparison: Comparison, index: int) -> str:
         side = comparison.sides[index]
         options = ViewOptions(height=VIEW_HEIGHT, group="compare", boundary=0.05)
         cache[key] = trajectory_html(trajectory_frames(side.trajectory, comparison.task), side.steps, None, options,
-                                     follow="t", slider_label=SLIDER_LABEL)
+                                     follow="t", slider_label=SLIDER_PREFIX)
         while len(cache) > 8:
             cache.pop(next(iter(cache)))
     return cache[key]
@@ -421,7 +429,7 @@ def player(comparison: Comparison) -> None:
 
     @st.fragment
     def _player() -> None:
-        st.select_slider(SLIDER_LABEL, options=steps, key=key)
+        st.select_slider(comparison.slider_label, options=steps, key=key)
         t = int(ss[key])
         if st.query_params.get("t") != str(t):
             st.query_params["t"] = str(t)  # first: both 3D views follow the URL

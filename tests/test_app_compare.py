@@ -193,6 +193,8 @@ def test_noise_against_a_known_crystal(app_env):
     assert (comparison.left.label, comparison.right.label) == ("from noise", "from a known crystal, t0 = 20")
     left, right = _views(at)
     assert left["steps"][0] == 50 and right["steps"][0] == 20, "the template run starts at t0"
+    label = at.select_slider(key=f"cmp.t.{comparison.id}").label
+    assert "starts at t0 = 20" in label and label.startswith(left["followSlider"]), "the views still find the slider"
 
 
 def test_split_settings_for_the_start():
