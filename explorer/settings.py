@@ -18,8 +18,8 @@ SAMPLER_LABELS = {
     "pc": "Predictor-corrector (DDPM + Langevin)",
 }
 PRECISION_LABELS = {
-    "float32": "float32 (reproducible everywhere)",
-    "bfloat16": "bfloat16 matrix products (faster on AVX512-BF16 CPUs and GPUs)",
+    "float32": "float32 (exact)",
+    "bfloat16": "bfloat16 products (faster, large cells)",
 }
 DEFAULT_PRECISION = "float32"
 DEFAULT_SAMPLER = "ddim"

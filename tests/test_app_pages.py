@@ -149,9 +149,11 @@ def test_batch_page(app_env):
     at.selectbox(key="batch.model").set_value("tiny_gen").run()
     at.number_input(key="batch.n").set_value(2)
     at.number_input(key="batch.steps").set_value(5)
+    at.selectbox(key="batch.precision").set_value("bfloat16")
     at.button(key="batch.go").click().run()
     assert not at.exception and not at.error
     assert len(at.dataframe[0].value) == 2
+    assert at.session_state["batch.result"].settings.precision == "bfloat16"
 
 
 def test_home_shows_shipped_cards_readably(tmp_path, monkeypatch):
