@@ -139,6 +139,8 @@ def headline_metrics(card: dict) -> list[dict]:
             continue
         m = result["metrics"]
         sampler = f"{str(result.get('sampler', key)).upper()} {result.get('steps', '')}".strip()
+        if result.get("precision", "float32") != "float32":
+            sampler += f" in {result['precision']}"
         if result.get("task", "csp") == "gen":
             row = {"run": sampler, "validity": _percent(m.get("validity")), "COV-R": _percent(m.get("cov_recall")),
                    "COV-P": _percent(m.get("cov_precision")), "density W": _number(m.get("density_wasserstein"))}
