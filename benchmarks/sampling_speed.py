@@ -175,9 +175,9 @@ def main() -> None:
 
     # every step costs the same, so 1000-step throughput is timed on 100 steps and divided by 10
     columns = [(size, p) for size in ("5-atom", "20-atom") for p in precisions]
-    print("\n| batch | " + " | ".join(f"structures / s, {size}, {p}" for size, p in columns)
+    print("\nThroughput, 1000 ddpm steps, final frame only:\n")
+    print("| batch | " + " | ".join(f"structures / s, {size}, {p}" for size, p in columns)
           + " |\n|---|" + "---|" * len(columns))
-    print("(1000 ddpm steps, final frame only)")
     scale = 10
     for batch in ((1, 16, 64) if args.quick else (1, 16, 256)):
         repeats = 3 if batch <= 16 else 1  # best of several: this shared machine's speed varies by ~20%
