@@ -1,9 +1,9 @@
 """Steps vs match rate vs time for the samplers on a checkpoint's validation split (issue 5).
 
-Run:  .venv/bin/python benchmarks/fast_sampler.py --checkpoint perov_5 --limit 200 [--threads 2]
+Run:  .venv/bin/python benchmarks/fast_sampler.py --checkpoint perov_5 --limit 200 [--threads 2] [--precision bfloat16]
 
 Each row is one `python -m diffusion evaluate` run (same crystals, same seeds); prints a
-Markdown table and writes benchmarks/results/fast_sampler_<checkpoint>.json.
+Markdown table and writes benchmarks/results/fast_sampler_<checkpoint>[_<precision>].json.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from diffusion.cli import build_parser  # noqa: E402
 from diffusion.evaluation import evaluate_checkpoint  # noqa: E402
+from diffusion.precision import PRECISIONS  # noqa: E402
 
 SETTINGS = [("ddpm", None), ("pc", None), ("ddim", 200), ("ddim", 100), ("ddim", 50), ("ddim", 20), ("ddpm", 100)]
 
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(args.threads)
@@ -35,7 +37,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for sampler, steps in SETTINGS:
         argv = ["evaluate", "--checkpoint", args.checkpoint, "--limit", str(args.limit), "--sampler", sampler,
-                "--device", args.device]
+                "--device", args.device, "--precision", args.precision]
         if steps:
             argv += ["--steps", str(steps)]
         result = evaluate_checkpoint(build_parser().parse_args(argv), "python -m diffusion " + " ".join(argv))
@@ -46,7 +48,8 @@ def main() -> None:
               f"{fmt(m['validity'], '.1%')} | {fmt(m['volume_error'], '.3f')} | {result['seconds_per_structure']:.3f} |",
               flush=True)
         rows.append(result)
-    out = ROOT / "benchmarks" / "results" / f"fast_sampler_{args.checkpoint}.json"
+    suffix = "" if args.precision == "float32" else f"_{args.precision}"
+    out = ROOT / "benchmarks" / "results" / f"fast_sampler_{args.checkpoint}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -1,18 +1,22 @@
-"""The network's matrix products in bfloat16 while everything else stays float32 (sampling only).
+"""The network's matrix products in bfloat16 while the sampler stays float32 (sampling only).
 
 On a CPU with AVX512-BF16 (AMD Zen 4, Intel Cooper Lake and later) and on GPUs, a bfloat16 matrix
 product runs 2-3x faster than a float32 one, and the 20-atom sampling step is mostly matrix
 products (the edge MLP). ``with_precision(model, "bfloat16")`` returns a copy of the model whose
-``nn.Linear`` layers keep bfloat16 weights and cast their input down and their output back up, so:
+``nn.Linear`` layers keep bfloat16 weights (``ReducedPrecisionLinear``: the input is cast to the
+weights' dtype, the output back to the input's). The network follows the weights' dtype where it
+pays (``model.py``): the per-pair work (gathered node projections, the edge MLP and its
+activations, the Fourier-feature projection) runs in bfloat16, with the casts on the N atoms
+rather than the N^2 pairs. What stays float32:
 
-- the state (lattice latent, fractional coordinates), the schedule, the residual stream, layer
-  norms, the sinusoidal time features and the Fourier angles (which reach 2 pi K and would lose
-  their meaning at bfloat16's 8-bit mantissa) all stay float32;
-- the products accumulate in float32 inside oneDNN / cuBLAS; only their results are rounded
-  to bfloat16 (about 3 significant digits) before the next float32 operation.
+- the sampler's state (lattice latent, fractional coordinates) and schedule;
+- the residual stream, layer norms, the sums over pairs and atoms, the network's outputs;
+- the sinusoidal time features and the Fourier angles, which reach 2 pi K and would lose their
+  meaning at bfloat16's 8-bit mantissa (their sines and cosines are rounded only afterwards).
 
-Measured on the validation splits, the match rate is unchanged (README, *Speed*). Training
-never uses this: gradients in bfloat16 are a different question.
+Products accumulate in float32 inside oneDNN / cuBLAS; their results carry about 3 significant
+digits. Measured on the validation splits, the match rate is unchanged (README, *Speed*).
+Training never uses this: gradients in bfloat16 are a different question.
 """
 from __future__ import annotations
 
