@@ -43,7 +43,10 @@ cat /tmp/logs/env.txt
 if [ "$CHECKS" = 1 ]; then  # smoke: the CUDA sampling path, before minutes go into training
   timeout 60 python3 -m diffusion sample --checkpoint perov_5 --composition SrTiO3 --num-samples 4 --sampler ddim \
     --steps 50 --device cuda --out /tmp/smoke > /tmp/logs/smoke.log 2>&1
-  echo "smoke rc=$?"; tail -3 /tmp/logs/smoke.log; pack_logs
+  echo "smoke rc=$?"; tail -3 /tmp/logs/smoke.log
+  timeout 60 python3 -m diffusion sample --checkpoint perov_5 --composition SrTiO3 --num-samples 4 --sampler ddim \
+    --steps 50 --device cuda --precision bfloat16 --out /tmp/smoke_bf16 > /tmp/logs/smoke_bf16.log 2>&1
+  echo "smoke bfloat16 rc=$?"; tail -3 /tmp/logs/smoke_bf16.log; pack_logs
 fi
 
 common="--device cuda --threads 4 --max-minutes $TRAIN_MINUTES --max-steps 1000000 --checkpoint-every 500"
@@ -68,5 +71,6 @@ timeout 90 python3 -m diffusion evaluate --checkpoint perov_5 --sampler ddim --s
   --json /tmp/logs/eval_perov_5_cuda.json > /tmp/logs/eval_perov_5_cuda.log 2>&1
 echo "evaluate rc=$?"; tail -5 /tmp/logs/eval_perov_5_cuda.log; pack_logs
 
-timeout 140 python3 benchmarks/sampling_speed.py --device cuda --threads 4 > /tmp/logs/sampling_speed_cuda.md 2>&1
+# float32 and bfloat16 (the default where bfloat16 is native); the trajectory rows alternate the two
+timeout 200 python3 benchmarks/sampling_speed.py --device cuda --threads 4 > /tmp/logs/sampling_speed_cuda.md 2>&1
 echo "benchmark rc=$?"; cat /tmp/logs/sampling_speed_cuda.md; pack_logs
