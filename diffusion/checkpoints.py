@@ -149,6 +149,8 @@ def headline_metrics(card: dict) -> list[dict]:
                 result.get("space_group"), "+ true space group")
             if result.get("guidance"):
                 given += f", w = {result['guidance']:g}"
+            if isinstance(result.get("k"), int) and result["k"] > 1:
+                given += f", best of {result['k']} samples"
             if result.get("template_step") == 0:
                 sampler, given = "no sampling", "the template alone (nearest training crystal, substituted)"
             elif result.get("template_step") is not None:

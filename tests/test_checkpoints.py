@@ -114,9 +114,12 @@ def test_headline_metrics_reads_both_tasks_and_skips_junk():
                                                     "metrics": {"n": 10, "match_rate": 0.6}},
         "ddpm_1000_sg-none_k1_bfloat16": {"sampler": "ddpm", "steps": 1000, "space_group": "none",
                                           "precision": "bfloat16", "metrics": {"n": 10, "match_rate": 0.54}},
+        "ddim_100_sg-none_k20_bfloat16": {"sampler": "ddim", "steps": 100, "space_group": "none", "k": 20,
+                                          "precision": "bfloat16", "metrics": {"n": 10, "match_rate": 0.99}},
         "broken": "not a result"}}
-    csp, gen, predicted, template, seeded, low = headline_metrics(card)
+    csp, gen, predicted, template, seeded, low, best = headline_metrics(card)
     assert low["run"] == "DDPM 1000 in bfloat16, composition"
+    assert best["run"] == "DDIM 100 in bfloat16, composition, best of 20 samples"
     assert predicted["run"] == "DDIM 100, + predicted space group, w = 2"
     assert template["run"] == "no sampling, the template alone (nearest training crystal, substituted)"
     assert seeded["run"] == "DDIM 100, + predicted space group, w = 2, from the template noised to t0 = 300"
