@@ -22,6 +22,14 @@ from diffusion.precision import PRECISIONS  # noqa: E402
 SETTINGS = [("ddpm", None), ("pc", None), ("ddim", 200), ("ddim", 100), ("ddim", 50), ("ddim", 20), ("ddpm", 100)]
 
 
+def _row(text: str) -> tuple[str, int | None]:
+    """'ddim:50' -> ("ddim", 50); 'ddpm' -> ("ddpm", None): all T steps."""
+    sampler, _, steps = text.partition(":")
+    if sampler not in ("ddpm", "pc", "ddim") or (steps and not steps.isdigit()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not SAMPLER[:STEPS] with SAMPLER ddpm, pc or ddim")
+    return sampler, int(steps) if steps else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--checkpoint", default="perov_5")
@@ -29,13 +37,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--rows", nargs="+", default=None, metavar="SAMPLER[:STEPS]", type=_row,
+                        help="rows to run, e.g. ddim:50 ddpm (default: " + " ".join(
+                            f"{s}:{n}" if n else s for s, n in SETTINGS) + ")")
     args = parser.parse_args()
+    settings = args.rows or SETTINGS
     import torch
     torch.set_num_threads(args.threads)
     rows = []
     print("| sampler | network steps | match rate | RMSE | validity | volume error | seconds / structure |")
     print("|---|---|---|---|---|---|---|")
-    for sampler, steps in SETTINGS:
+    for sampler, steps in settings:
         argv = ["evaluate", "--checkpoint", args.checkpoint, "--limit", str(args.limit), "--sampler", sampler,
                 "--device", args.device, "--precision", args.precision]
         if steps:
@@ -49,6 +61,8 @@ def main() -> None:
               flush=True)
         rows.append(result)
     suffix = "" if args.precision == "float32" else f"_{args.precision}"
+    if args.limit != 200 or args.rows:
+        suffix += f"_n{args.limit}" + "".join(f"_{s}{n or ''}" for s, n in args.rows or [])
     out = ROOT / "benchmarks" / "results" / f"fast_sampler_{args.checkpoint}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
