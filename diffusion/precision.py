@@ -63,14 +63,19 @@ def _weights_stamp(model: nn.Module) -> tuple:
     return tuple((id(p), p._version) for p in model.parameters())
 
 
+def check_precision(precision: str) -> None:
+    """ValueError naming the choices unless ``precision`` is one of ``PRECISIONS``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+
+
 def with_precision(model: CrystalDiffusion, precision: str) -> CrystalDiffusion:
     """``model`` itself for "float32"; for "bfloat16" a copy with bfloat16 matrix products.
 
     The copy is cached on the model and rebuilt when the model's weights change, so repeated
     samples do not copy again and a model that keeps training is sampled with its current weights.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
     if precision == "float32":
         return model
     cache: dict = model.__dict__.setdefault(_CACHE_ATTRIBUTE, {})

@@ -31,7 +31,7 @@ import torch
 from .corruption import MASK, NUM_TYPE_CLASSES, wrap
 from .crystal import Crystal, CrystalGraph
 from .geometry import min_distances, volumes
-from .precision import PRECISIONS, Precision, with_precision
+from .precision import Precision, check_precision, with_precision
 from .process import CrystalDiffusion, Prediction
 from .step_predictor import StepPredictor
 from .trajectory import Trajectory
@@ -72,8 +72,7 @@ class SamplingConfig:
             raise ValueError(f"guidance must be a number in [-1, 20], got {self.guidance}")
         if self.record_stride < 1:
             raise ValueError("record_stride must be >= 1")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
 
 
 @dataclass(frozen=True)
