@@ -17,7 +17,7 @@ from diffusion.data import REPO_ROOT, DatasetError, load_csv
 from .figures import distribution_figure
 from .generate import check_formula
 from .metrics_view import BatchMetrics, batch_metrics
-from .models import ModelEntry, sample_trajectory, try_model_info
+from .models import ModelEntry, precision_help, sample_trajectory, try_model_info
 from .numbers import find_space_group
 from .space_group_field import space_group_field
 from .settings import DEFAULT_STEPS, PRECISION_LABELS, SAMPLER_LABELS, GenerateSettings
@@ -139,10 +139,7 @@ def controls(models: list[ModelEntry]):
         steps = int(st.number_input(f"Network evaluations (1 to {info.num_steps})", min_value=1, max_value=info.num_steps,
                                     value=min(DEFAULT_STEPS["ddim"], info.num_steps), step=10, key="batch.steps"))
         precision = st.selectbox("Network precision", list(PRECISION_LABELS), key="batch.precision",
-                                 format_func=PRECISION_LABELS.get,
-                                 help="bfloat16 runs the network's matrix products at half precision: faster for "
-                                      "batches on CPUs with AVX512-BF16 and on GPUs, the same match rate on the "
-                                      "validation splits, structures that differ in the last digits.")
+                                 format_func=PRECISION_LABELS.get, help=precision_help())
     settings = GenerateSettings(model=entry.name, composition=composition.strip(), num_atoms=num_atoms,
                                 space_group=space_group, sampler=sampler, steps=steps, seed=seed, precision=precision)
     return entry, info, settings, count, problem

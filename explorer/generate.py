@@ -28,14 +28,13 @@ import streamlit as st
 
 from diffusion import FormulaError, parse_formula
 from diffusion.api import MAX_ATOMS
-from diffusion.precision import fast_bfloat16
 from diffusion.render import MAX_FRAMES, MAX_STRIP_PANELS, evenly_spaced_steps, render_gif, render_strip
 
 from .equation_view import show_panels
 from .equations import reverse_panels
 from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
-from .models import (ModelEntry, ModelInfo, app_device, find_template, get_model, sample_trajectory,
+from .models import (ModelEntry, ModelInfo, find_template, get_model, precision_help, sample_trajectory,
                      try_model_info)
 from .numbers import describe
 from .space_group_field import space_group_field
@@ -300,7 +299,7 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         st.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="gen.seed",
                         help="Same settings and seed give the same trajectory.")
         st.selectbox("Network precision", list(PRECISION_LABELS), key="gen.precision",
-                     format_func=PRECISION_LABELS.get, help=_precision_help())
+                     format_func=PRECISION_LABELS.get, help=precision_help())
         template_step = None
         if info.task == "csp":
             template_step, problem = _template_controls(entry, info, numbers if not problems else None, space_group)
@@ -313,14 +312,6 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         sampler=ss["gen.sampler"], steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]), template_step=template_step,
         precision=ss.get("gen.precision", DEFAULT_PRECISION))
     return entry, info, settings, (problems[0] if problems else None)
-
-
-def _precision_help() -> str:
-    native = "has" if fast_bfloat16(app_device()) else "does NOT have"
-    return ("bfloat16 runs the network's matrix products at half precision (the state, the schedule and the sums "
-            "stay float32): about 20% faster for a 20-atom cell on a CPU with AVX512-BF16, with the same match rate "
-            f"on the validation splits; the structure differs in the last digits. This machine {native} native "
-            "bfloat16 products.")
 
 
 def _template_controls(entry: ModelEntry, info: ModelInfo, numbers: list[int] | None,

@@ -16,6 +16,7 @@ import torch
 from diffusion import CheckpointError, describe_device, generate, list_checkpoints, load_model, resolve_device
 from diffusion.api import check_composition
 from diffusion.checkpoints import checkpoint_folder, read_checkpoint
+from diffusion.precision import fast_bfloat16
 
 from .settings import GenerateSettings
 
@@ -65,6 +66,15 @@ def app_device() -> torch.device:
 
 def device_text() -> str:
     return describe_device(app_device())
+
+
+def precision_help() -> str:
+    """The help of the "Network precision" choice (Generate and Batch), saying whether this machine has native bfloat16."""
+    native = "has" if fast_bfloat16(app_device()) else "does NOT have"
+    return ("bfloat16 runs the network's matrix products at half precision (the state, the schedule and the sums "
+            "stay float32): on a CPU with AVX512-BF16 about 20% faster for one 20-atom cell and twice as fast for "
+            "batches, with the same match rate on the validation splits; structures differ in the last digits. "
+            f"This machine {native} native bfloat16 products.")
 
 
 @st.cache_resource(max_entries=6, show_spinner="Loading the model...")
