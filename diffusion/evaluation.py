@@ -159,16 +159,14 @@ def _finish(args, path: Path, results: dict, command: str) -> dict:
         card = data.get("card") or load_card(path)
         if results.get("task") == "gen":
             key = f"gen_{args.sampler}_{results['steps']}_n{results['n']}"
-            if args.precision != "float32":
-                key += f"_{args.precision}"
         else:
             key = f"{args.sampler}_{results['steps']}_sg-{args.space_group}_k{args.num_samples}"
             if args.guidance:
                 key += f"_w{args.guidance:g}"
             if args.template_step is not None:
                 key += f"_template{args.template_step}"
-            if args.precision != "float32":
-                key += f"_{args.precision}"
+        if args.precision != "float32":
+            key += f"_{args.precision}"
         # the card keeps the summary; the per-crystal list stays in --json (it would grow the card by ~0.5 MB)
         card.setdefault("metrics", {})[key] = {k: v for k, v in results.items() if k != "crystals"}
         save_checkpoint(model_from_dict(data, path.name), path, card)
