@@ -153,14 +153,16 @@ def main() -> None:
     mp, mp_kind = model_for("mp_20", args.device)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
     print(f"device: {device_name}; torch {torch.__version__}; perov_5 {perov_kind}, mp_20 {mp_kind}\n")
+    # size -> (model, composition, trajectory row label): every table below runs these two
+    cases = {"5-atom": (perov, PEROVSKITE, "5-atom perovskite (perov_5 model)"),
+             "20-atom": (mp, TWENTY, "20-atom crystal (mp_20 model)")}
 
     runs = max(1, args.trajectory_runs)
     spread = runs > 5
     print("| trajectory (1000 steps, every frame recorded) | precision | seconds (best of %d) |%s"
           % (runs, " median | range |" if spread else ""))
     print("|---|---|---|" + ("---|---|" if spread else ""))
-    for label, model, atoms in (("5-atom perovskite (perov_5 model)", perov, PEROVSKITE),
-                                ("20-atom crystal (mp_20 model)", mp, TWENTY)):
+    for model, atoms, label in cases.values():
         times: dict[str, list[float]] = {p: [] for p in precisions}
         for precision in precisions:  # warm-up: trace, reduced-precision copy
             timed_sample(model, atoms, 1, SamplingConfig(sampler="ddpm", steps=10, precision=precision))
@@ -174,7 +176,7 @@ def main() -> None:
             print(f"| {label} | {precision} | {min(t):.2f} |{extra}")
 
     # every step costs the same, so 1000-step throughput is timed on 100 steps and divided by 10
-    columns = [(size, p) for size in ("5-atom", "20-atom") for p in precisions]
+    columns = [(size, p) for size in cases for p in precisions]
     print("\nThroughput, 1000 ddpm steps, final frame only:\n")
     print("| batch | " + " | ".join(f"structures / s, {size}, {p}" for size, p in columns)
           + " |\n|---|" + "---|" * len(columns))
@@ -183,7 +185,7 @@ def main() -> None:
         repeats = 3 if batch <= 16 else 1  # best of several: this shared machine's speed varies by ~20%
         cells = []
         for size, precision in columns:
-            model, atoms = (perov, PEROVSKITE) if size == "5-atom" else (mp, TWENTY)
+            model, atoms, _ = cases[size]
             final = SamplingConfig(sampler="ddpm", record="final", steps=100, precision=precision)
             cells.append(batch / (timed_sample(model, atoms, batch, final, repeats) * scale))
         print(f"| {batch} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
@@ -193,7 +195,7 @@ def main() -> None:
     batch = 64 if args.quick else 256
     for precision in precisions:
         peak = peak_flops(args.device, precision)
-        for name, model, atoms in (("5-atom", perov, PEROVSKITE), ("20-atom", mp, TWENTY)):
+        for name, (model, atoms, _) in cases.items():
             config = SamplingConfig(sampler="ddpm", steps=100, record="final", precision=precision)
             seconds = timed_sample(model, atoms, batch, config)
             achieved = 100 * denoiser_flops(model, atoms, batch) / seconds
