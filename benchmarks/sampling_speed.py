@@ -4,7 +4,8 @@ Run:  .venv/bin/python benchmarks/sampling_speed.py [--device cpu|cuda] [--threa
           [--precisions float32 bfloat16]
 
 Models: the shipped perov_5 and mp_20 checkpoints when present, else freshly initialised
-models of the same size (speed does not depend on the weights). Efficiency = FLOPs of the
+models of the same size (speed does not depend on the weights); perov_5_small (the 0.6M-parameter
+perovskite model, hidden 128) gets its own 5-atom rows when it is shipped. Efficiency = FLOPs of the
 denoiser (counted by torch.utils.flop_counter) per second of sampling, divided by the
 machine's own peak measured in the same run with a large matrix product of the same precision.
 Each precision (``SamplingConfig.precision``; bfloat16 by default only where the hardware has native
@@ -41,6 +42,14 @@ def model_for(name: str, device: str):
         from diffusion.data import load_csv, SHARED_DATA
         crystals = load_csv(SHARED_DATA / "perov_5" / "val.csv").crystals[:50]
         return build_model(TrainConfig(data=("x",), out="x"), crystals).to(device).eval(), "untrained"
+
+
+def small_model(device: str):
+    """The shipped perov_5_small checkpoint, or None (it is an extra: no stand-in is timed)."""
+    try:
+        return load_model("perov_5_small", device)
+    except Exception:
+        return None
 
 
 def sample_times(model, atoms, batch: int, config: SamplingConfig, repeats: int = 1) -> list[float]:
@@ -151,11 +160,15 @@ def main() -> None:
         return
     perov, perov_kind = model_for("perov_5", args.device)
     mp, mp_kind = model_for("mp_20", args.device)
+    small = small_model(args.device)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
-    print(f"device: {device_name}; torch {torch.__version__}; perov_5 {perov_kind}, mp_20 {mp_kind}\n")
-    # size -> (model, composition, trajectory row label): every table below runs these two
-    cases = {"5-atom": (perov, PEROVSKITE, "5-atom perovskite (perov_5 model)"),
-             "20-atom": (mp, TWENTY, "20-atom crystal (mp_20 model)")}
+    print(f"device: {device_name}; torch {torch.__version__}; perov_5 {perov_kind}, mp_20 {mp_kind}"
+          f"{', perov_5_small trained' if small is not None else ''}\n")
+    # size -> (model, composition, trajectory row label): every table below runs these cases
+    cases = {"5-atom": (perov, PEROVSKITE, "5-atom perovskite (perov_5 model)")}
+    if small is not None:
+        cases["5-atom small"] = (small, PEROVSKITE, "5-atom perovskite (perov_5_small model)")
+    cases["20-atom"] = (mp, TWENTY, "20-atom crystal (mp_20 model)")
 
     runs = max(1, args.trajectory_runs)
     spread = runs > 5

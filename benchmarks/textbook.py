@@ -45,6 +45,8 @@ def main() -> None:
                         help="also rows that start from the template (nearest training crystal of the same "
                              "prototype, in the given group when there is one) noised to --template-step")
     parser.add_argument("--template-step", type=int, default=300)
+    parser.add_argument("--crystals", nargs="+", default=None, metavar="NAME",
+                        help="only these rows, by a word of their name (e.g. SrTiO3 rutile)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.checkpoint)
@@ -56,7 +58,11 @@ def main() -> None:
     print("| crystal | formula given | space group given | reproduced | best RMS | median lattice-constant error "
           "| most common space group | wall time |")
     print("|---|---|---|---|---|---|---|---|")
-    for entry in TEXTBOOK:
+    chosen = [e for e in TEXTBOOK if args.crystals is None
+              or any(word.lower() in e.name.lower().split() for word in args.crystals)]
+    if not chosen:
+        parser.error(f"no textbook crystal named {' or '.join(args.crystals)}")
+    for entry in chosen:
         # (group, its label, whether to start from the template noised to --template-step)
         rows: list[tuple[int | None, str, bool]] = [(None, "-", False)]
         if with_group:
