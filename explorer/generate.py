@@ -79,7 +79,9 @@ class Result:
 # ---------------------------------------------------------------- state
 
 def _default_model(models: list[ModelEntry]) -> ModelEntry:
-    for name in ("perov_5", "mp_20"):
+    # mp_20 first: from the default formula SrTiO3 it reproduces the perovskite in 17 of 32 seeds, perov_5 in
+    # 8 (README, Textbook crystals)
+    for name in ("mp_20", "perov_5"):
         for entry in models:
             if entry.name == name:
                 return entry
