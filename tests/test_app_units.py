@@ -137,3 +137,15 @@ def test_batch_metrics(monkeypatch):
     monkeypatch.setattr(mv, "_core", lambda: None)
     fallback = batch_metrics([rutile, squeezed], np.array([1.9, 0.2]))
     assert fallback.source == "explorer fallback" and fallback.valid.tolist() == [True, False]
+
+
+def test_generate_and_compare_start_with_mp_20_where_it_is_offered():
+    """The default formula is SrTiO3, which mp_20 makes from seed 0 and perov_5 mostly does not (README)."""
+    from explorer import compare, generate
+    from explorer.models import ModelEntry
+
+    entries = [ModelEntry(name, f"{name}.pt", 0, {"task": task}) for name, task in
+               (("carbon_24", "gen"), ("perov_5", "csp"), ("perov_5_small", "csp"), ("mp_20", "csp"))]
+    assert generate._default_model(entries).name == "mp_20" and compare._default_model(entries).name == "mp_20"
+    without = [e for e in entries if e.name != "mp_20"]
+    assert generate._default_model(without).name == "perov_5" and compare._default_model(without).name == "perov_5"
