@@ -13,6 +13,7 @@ from .checkpoints import load_model
 from .data import load_csv
 from .device import resolve_device
 from .sampling import SampleRequest, SamplingConfig, sample
+from .space_group_prediction import NO_PROTOTYPE_MATCH
 from .templates import PlacedSample, sample_from_templates
 
 
@@ -74,8 +75,7 @@ def _predicted_space_groups(args, atoms) -> list[int]:
     if len(guesses) == 1:
         guess = next(iter(guesses.values()))
         if guess is None:
-            raise ValueError("no training crystal has this composition's prototype (atoms per cell and element "
-                             "counts): give a space-group number or leave --space-group out")
+            raise ValueError(f"{NO_PROTOTYPE_MATCH}: give a space-group number or leave --space-group out")
         near = ", ".join(str(n) for n in guess.neighbours[:3])
         print(f"space group {guess.space_group} predicted ({guess.confidence:.0%} of the vote; nearest training "
               f"crystals {near})", file=sys.stderr)
@@ -107,8 +107,7 @@ def _templates(args, model, atoms, groups) -> list:
     if len(found) == 1:
         template = next(iter(found.values()))
         if template is None:
-            raise ValueError("no training crystal has this composition's prototype (atoms per cell and element "
-                             "counts), so there is no template: leave --template-step out")
+            raise ValueError(f"{NO_PROTOTYPE_MATCH}, so there is no template: leave --template-step out")
         print(f"template: {template.describe()}, noised to step {args.template_step}", file=sys.stderr)
     else:
         missing = sum(t is None for t in found.values())

@@ -42,6 +42,10 @@ def cell_composition(atomic_numbers: Iterable[int]) -> Composition:
     return tuple(sorted(Counter(int(z) for z in atomic_numbers).items()))
 
 
+# what the CLI and the app say when neither a space-group vote nor a template exists for a composition
+NO_PROTOTYPE_MATCH = "no training crystal has this composition's prototype (atoms per cell and element counts)"
+
+
 def prototype(composition: Composition) -> tuple[int, tuple[int, ...]]:
     """(atoms in the cell, sorted element counts): SrTiO3 in a 5-atom cell -> (5, (1, 1, 3))."""
     counts = tuple(sorted(n for _, n in composition))

@@ -17,10 +17,11 @@ from diffusion import CheckpointError, describe_device, generate, list_checkpoin
 from diffusion.api import check_composition
 from diffusion.checkpoints import checkpoint_folder, read_checkpoint
 from diffusion.precision import fast_bfloat16
+from diffusion.space_group_prediction import NO_PROTOTYPE_MATCH
 
 from .settings import GenerateSettings
 
-NO_TEMPLATE = "no training crystal has this many atoms with these element counts, so there is no template"
+NO_TEMPLATE = f"{NO_PROTOTYPE_MATCH}, so there is no template"  # the CLI says the same
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,5 @@ def suggest_space_group(entry: ModelEntry, atomic_numbers) -> tuple[object | Non
         return None, f"no suggestion: {exc}"
     guess = predictor.predict(list(atomic_numbers))
     if guess is None:
-        return None, ("no training crystal has this many atoms with these element counts, so there is nothing "
-                      "to vote; type a group or leave the field empty")
+        return None, f"{NO_PROTOTYPE_MATCH}, so there is nothing to vote; type a group or leave the field empty"
     return guess, None

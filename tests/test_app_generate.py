@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from diffusion.space_group_prediction import NO_PROTOTYPE_MATCH
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "3_Generate.py")
 
@@ -188,7 +190,7 @@ def test_start_from_a_template_runs_below_t0_and_survives_the_link(app_env):
     assert not again.exception and again.radio(key="gen.start").value == "template"
     assert [int(o) for o in again.select_slider(key=f"gen.t.{again.session_state['gen.results'][0].id}").options][0] == 20
     at.text_input(key="gen.composition").set_value("SrTiO2").run()
-    assert any("no template" in w.value for w in at.warning)
+    assert any(f"{NO_PROTOTYPE_MATCH}, so there is no template" in w.value for w in at.warning), "the CLI's words"
     at.button(key="gen.go").click().run()
     assert not at.exception and any("Nothing generated" in e.value for e in at.error)
     assert len(at.session_state["gen.results"]) == 1

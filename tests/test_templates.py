@@ -8,6 +8,7 @@ import torch
 
 from diffusion.crystal import Crystal
 from diffusion.sampling import SampleRequest, SamplingConfig, sample, step_grid
+from diffusion.space_group_prediction import NO_PROTOTYPE_MATCH
 from diffusion.templates import TemplateLibrary, fit_atomic_volumes, substitute_elements
 
 
@@ -149,7 +150,7 @@ def test_cli_sample_and_evaluate_from_templates(checkpoint_dir, perov_rows, tmp_
     # T = 50 and 10 steps: a stride of 5, so 4 evaluations from t0 = 20 down, plus the sample
     assert (out / "sample_000.extxyz").read_text().count("Lattice=") == 5
     assert_one_line_error(cli("sample", "--checkpoint", "tiny_csp", "--composition", "SrTiO2", "--template-step", "5",
-                              "--out", str(out), env_dir=checkpoint_dir), "no template")
+                              "--out", str(out), env_dir=checkpoint_dir), f"{NO_PROTOTYPE_MATCH}, so there is no template")
     assert_one_line_error(cli("sample", "--checkpoint", "tiny_csp", "--composition", "SrTiO3", "--template-step", "999",
                               "--out", str(out), env_dir=checkpoint_dir), "template-step")
     assert_one_line_error(cli("sample", "--checkpoint", "tiny_gen", "--num-atoms", "5", "--template-step", "5",
