@@ -14,7 +14,7 @@ from .data import load_csv
 from .device import resolve_device
 from .sampling import SampleRequest, SamplingConfig, sample
 from .space_group_prediction import NO_PROTOTYPE_MATCH
-from .templates import PlacedSample, sample_from_templates
+from .templates import NO_TEMPLATE, PlacedSample, sample_from_templates
 
 
 def run_train(args, command: str) -> int:
@@ -107,7 +107,7 @@ def _templates(args, model, atoms, groups) -> list:
     if len(found) == 1:
         template = next(iter(found.values()))
         if template is None:
-            raise ValueError(f"{NO_PROTOTYPE_MATCH}, so there is no template: leave --template-step out")
+            raise ValueError(f"{NO_TEMPLATE}: leave --template-step out")
         print(f"template: {template.describe()}, noised to step {args.template_step}", file=sys.stderr)
     else:
         missing = sum(t is None for t in found.values())

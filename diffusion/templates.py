@@ -18,8 +18,12 @@ import torch
 from .crystal import Crystal
 from .process import CrystalDiffusion
 from .sampling import SampleRequest, SamplingConfig, sample
-from .space_group_prediction import Neighbour, PrototypeIndex, cell_composition, paired_elements, prototype
+from .space_group_prediction import (NO_PROTOTYPE_MATCH, Neighbour, PrototypeIndex, cell_composition,
+                                     paired_elements, prototype)
 from .trajectory import Trajectory
+
+# the CLI and the app say this when a composition has no template
+NO_TEMPLATE = f"{NO_PROTOTYPE_MATCH}, so there is no template"
 
 
 @dataclass(frozen=True)

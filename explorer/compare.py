@@ -34,7 +34,8 @@ from diffusion import FormulaError
 
 from .figures import DIAGNOSTICS, MARKER_COLOR, PALETTE, marker_value
 from .generate import DEFAULT_TEMPLATE_STEP, check_formula
-from .models import ModelEntry, ModelInfo, find_template, get_model, sample_trajectory, try_model_info
+from .models import (ModelEntry, ModelInfo, default_model, find_template, get_model, model_entry,
+                     sample_trajectory, try_model_info)
 from .numbers import describe
 from .settings import MAX_SEED, SAMPLER_LABELS, GenerateSettings
 from .viewer import ViewFrame, ViewOptions, trajectory_html
@@ -201,18 +202,6 @@ def overlay_figure(comparison: Comparison, t: int) -> go.Figure:
 
 # ---------------------------------------------------------------- state and controls
 
-def _entry(models: list[ModelEntry], name: str) -> ModelEntry | None:
-    return next((m for m in models if m.name == name), None)
-
-
-def _default_model(models: list[ModelEntry]) -> ModelEntry:
-    # as on Generate: mp_20 makes the default SrTiO3 from seed 0 with either sampler, perov_5 with neither
-    for name in ("mp_20", "perov_5"):
-        if (entry := _entry(models, name)) is not None:
-            return entry
-    return next((m for m in models if m.task == "csp"), models[0])
-
-
 def init_state(models: list[ModelEntry]) -> None:
     """Defaults on the first visit; widget values survive while their widget is hidden."""
     for key in WIDGETS:  # keep widget values while their widget is hidden (e.g. another difference)
@@ -225,7 +214,7 @@ def init_state(models: list[ModelEntry]) -> None:
     if ss.get("cmp.initialized"):
         return
     ss["cmp.initialized"] = True
-    entry = _default_model(models)
+    entry = default_model(models)
     ss.update({"cmp.model": entry.name, "cmp.composition": "SrTiO3", "cmp.diff": "sampler", "cmp.sampler": "ddim",
                "cmp.seed": 0, "cmp.left.sampler": "ddpm", "cmp.right.sampler": "ddim", "cmp.left.seed": 0,
                "cmp.right.seed": 1, "cmp.guidance": 2.0})
@@ -233,7 +222,7 @@ def init_state(models: list[ModelEntry]) -> None:
 
 
 def _on_model_change(models: list[ModelEntry]) -> None:
-    info, _ = try_model_info(_entry(models, ss["cmp.model"]))
+    info, _ = try_model_info(model_entry(models, ss["cmp.model"]))
     if info is None:
         return
     T = info.num_steps
@@ -266,7 +255,7 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
     with top[0]:
         st.selectbox("Model (shared)", names, key="cmp.model", format_func=lambda n: labels.get(n, n),
                      on_change=_on_model_change, args=(models,))
-    entry = _entry(models, ss["cmp.model"])
+    entry = model_entry(models, ss["cmp.model"])
     info, load_error = try_model_info(entry)
     if info is None:
         st.error(load_error)

@@ -34,8 +34,8 @@ from .equation_view import show_panels
 from .equations import reverse_panels
 from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
-from .models import (ModelEntry, ModelInfo, find_template, get_model, precision_help, sample_trajectory,
-                     try_model_info)
+from .models import (ModelEntry, ModelInfo, default_model, find_template, get_model, model_entry, precision_help,
+                     sample_trajectory, try_model_info)
 from .numbers import describe
 from .space_group_field import space_group_field
 from .settings import (DEFAULT_PRECISION, DEFAULT_STEPS, MAX_SEED, PRECISION_LABELS, SAMPLER_LABELS, GenerateSettings,
@@ -78,20 +78,6 @@ class Result:
 
 # ---------------------------------------------------------------- state
 
-def _default_model(models: list[ModelEntry]) -> ModelEntry:
-    # mp_20 first: from the default formula SrTiO3 it reproduces the perovskite in 17 of 32 seeds, perov_5 in
-    # 8 (README, Textbook crystals)
-    for name in ("mp_20", "perov_5"):
-        for entry in models:
-            if entry.name == name:
-                return entry
-    return next((m for m in models if m.task == "csp"), models[0])
-
-
-def _entry(models: list[ModelEntry], name: str) -> ModelEntry | None:
-    return next((m for m in models if m.name == name), None)
-
-
 def _steps_of(entry: ModelEntry) -> int:
     return int((entry.card.get("process") or {}).get("num_steps") or 1000)
 
@@ -129,11 +115,11 @@ def init_state(models: list[ModelEntry]) -> None:
     if ss.get("gen.initialized"):
         return
     ss["gen.initialized"] = True
-    entry = _default_model(models)
+    entry = default_model(models)
     default = GenerateSettings(model=entry.name)
     params = {k: st.query_params[k] for k in st.query_params}
     settings, step, errors = from_query(params, {m.name: _steps_of(m) for m in models}, default)
-    info, _ = try_model_info(_entry(models, settings.model))
+    info, _ = try_model_info(model_entry(models, settings.model))
     if info is not None and info.task == "gen":
         if "atoms" not in params:
             settings = settings.replace(num_atoms=info.typical_atoms)
@@ -148,7 +134,7 @@ def init_state(models: list[ModelEntry]) -> None:
 
 
 def _on_model_change(models: list[ModelEntry]) -> None:
-    entry = _entry(models, ss["gen.model"])
+    entry = model_entry(models, ss["gen.model"])
     info, _ = try_model_info(entry) if entry else (None, None)
     if info is None:
         return
@@ -162,7 +148,7 @@ def _on_model_change(models: list[ModelEntry]) -> None:
 
 
 def _on_sampler_change(models: list[ModelEntry]) -> None:
-    entry = _entry(models, ss["gen.model"])
+    entry = model_entry(models, ss["gen.model"])
     ss["gen.steps"] = min(DEFAULT_STEPS[ss["gen.sampler"]], _steps_of(entry) if entry else 1000)
 
 
@@ -246,7 +232,7 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         st.selectbox("Model", names, key="gen.model", format_func=lambda n: labels.get(n, n),
                      on_change=_on_model_change, args=(models,),
                      help="Trained checkpoints found in the models folder; see their cards on the Home page.")
-        entry = _entry(models, ss["gen.model"])
+        entry = model_entry(models, ss["gen.model"])
         info, load_error = try_model_info(entry)
         if info is None:
             st.error(load_error)
@@ -623,7 +609,7 @@ def downloads(result: Result) -> None:
 def warm_up(models: list[ModelEntry]) -> None:
     """Load the selected model while the user reads the page (last thing on the page), so the first
     press of Generate only samples. Loading is cached and shared by every session."""
-    entry = _entry(models, ss.get("gen.model", ""))
+    entry = model_entry(models, ss.get("gen.model", ""))
     if entry is not None:
         try:
             get_model(entry)

@@ -146,6 +146,6 @@ def test_generate_and_compare_start_with_mp_20_where_it_is_offered():
 
     entries = [ModelEntry(name, f"{name}.pt", 0, {"task": task}) for name, task in
                (("carbon_24", "gen"), ("perov_5", "csp"), ("perov_5_small", "csp"), ("mp_20", "csp"))]
-    assert generate._default_model(entries).name == "mp_20" and compare._default_model(entries).name == "mp_20"
+    assert generate.default_model(entries).name == "mp_20" and compare.default_model(entries).name == "mp_20"
     without = [e for e in entries if e.name != "mp_20"]
-    assert generate._default_model(without).name == "perov_5" and compare._default_model(without).name == "perov_5"
+    assert generate.default_model(without).name == "perov_5" and compare.default_model(without).name == "perov_5"
