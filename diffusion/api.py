@@ -50,7 +50,7 @@ def sample_num_atoms(model: CrystalDiffusion, count: int, generator: torch.Gener
 def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms: int | None = None,
              num_samples: int = 1, sampler: str = "ddpm", steps: int | None = None, seed: int = 0,
              space_group: int | None = None, prop: float | None = None, guidance: float = 0.0,
-             step_lr: float = 5e-7, record: str = "all", record_stride: int = 1,
+             step_lr: float | None = None, record: str = "all", record_stride: int = 1,
              progress: ProgressCallback | None = None, start: Crystal | None = None,
              start_step: int | None = None, precision: str = "float32") -> Trajectory:
     """Sample ``num_samples`` crystals; crystal i uses seed ``seed + i``.

@@ -139,6 +139,8 @@ def headline_metrics(card: dict) -> list[dict]:
             continue
         m = result["metrics"]
         sampler = f"{str(result.get('sampler', key)).upper()} {result.get('steps', '')}".strip()
+        if result.get("step_lr") is not None:
+            sampler += f" (corrector step {result['step_lr']:g})"
         if result.get("precision", "float32") != "float32":
             sampler += f" in {result['precision']}"
         if result.get("task", "csp") == "gen":
@@ -163,6 +165,20 @@ def headline_metrics(card: dict) -> list[dict]:
     return rows
 
 
+def _step_lr_lines(card: dict) -> list[str]:
+    """The pc sampler's default step size and, when it was chosen by a sweep, how."""
+    value = (card.get("process") or {}).get("corrector_step_lr")
+    if value is None:
+        return []
+    choice = card.get("corrector_step_lr_choice")
+    if not isinstance(choice, dict):
+        return [f"- pc sampler corrector step size: {value:g}"]
+    rows = "; ".join(f"{r.get('step_lr'):g}: {_percent(r.get('match_rate'))}" for r in choice.get("rows", [])
+                     if isinstance(r, dict) and isinstance(r.get("step_lr"), (int, float)))
+    return [f"- pc sampler corrector step size: {value:g}, chosen on the validation split at step "
+            f"{choice.get('at_step')} by `{choice.get('command')}` (step size: match rate; {rows})"]
+
+
 def card_markdown(card: dict) -> str:
     """The model card as Markdown for people (the JSON beside it is the machine-readable source)."""
     split = card.get("split", {})
@@ -176,7 +192,8 @@ def card_markdown(card: dict) -> str:
              f"- training: {card.get('steps')} steps ({card.get('epochs')} epochs), "
              f"{card.get('wall_seconds')} s wall time on {hardware_summary(card)}",
              *[f"- steps {seg.get('from_step')}-{seg.get('to_step')}: `{seg.get('command')}`"
-               for seg in card.get("segments") or [] if len(card.get("segments")) > 1], "",
+               for seg in card.get("segments") or [] if len(card.get("segments")) > 1],
+             *_step_lr_lines(card), "",
              "## Validation metrics", ""]
     metrics = card.get("metrics") or {}
     if not metrics:
@@ -269,6 +286,21 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", fol
     """Load a checkpoint for sampling: refuses pickles, truncation and config/weight mismatches."""
     path = resolve(name_or_path, folder)
     return model_from_dict(read_checkpoint(path), path.name).to(device)
+
+
+def set_corrector_step_lr(path: str | Path, step_lr: float, evidence: dict) -> None:
+    """Store a checkpoint's default pc corrector step size (weights unchanged), with the measurements
+    that chose it in its card (``corrector_step_lr_choice``)."""
+    if not (math.isfinite(step_lr) and 0.0 < step_lr <= 1.0):
+        raise ValueError(f"the corrector step size must be a number in (0, 1], got {step_lr}")
+    path = Path(path)
+    data = read_checkpoint(path)
+    data["process"] = {**data["process"], "corrector_step_lr": float(step_lr)}
+    card = data.get("card") or load_card(path)
+    card["process"] = {**card.get("process", {}), "corrector_step_lr": float(step_lr)}
+    card["corrector_step_lr_choice"] = evidence
+    model = model_from_dict(data, path.name)
+    save_checkpoint(model, path, card)
 
 
 def load_card(path: Path) -> dict:

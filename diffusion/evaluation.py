@@ -14,7 +14,7 @@ from .data import cache_dir, load_dataset
 from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, score_generation
 from .device import resolve_device
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
-from .sampling import SampleRequest, SamplingConfig, sample
+from .sampling import SampleRequest, SamplingConfig, resolved_step_lr, sample
 from .space_group_prediction import SpaceGroupPredictor
 from .templates import TemplateLibrary, sample_from_templates
 from .train import TrainConfig, prepare_data
@@ -106,6 +106,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
     results = {
         "checkpoint": path.stem, "task": "csp", "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
         "sampler": args.sampler, "precision": args.precision, "steps": args.steps or model.num_steps, "space_group": args.space_group,
+        "step_lr": resolved_step_lr(model, config) if args.sampler == "pc" else None,
         "template_step": args.template_step,
         "guidance": args.guidance, "seed": args.seed, "device": str(device),
         "sampling_seconds": round(sampling_seconds, 1),
@@ -165,6 +166,8 @@ def _finish(args, path: Path, results: dict, command: str) -> dict:
                 key += f"_w{args.guidance:g}"
             if args.template_step is not None:
                 key += f"_template{args.template_step}"
+        if results.get("step_lr") is not None:
+            key += f"_lr{results['step_lr']:g}"
         if args.precision != "float32":
             key += f"_{args.precision}"
         # the card keeps the summary; the per-crystal list stays in --json (it would grow the card by ~0.5 MB)
@@ -256,6 +259,7 @@ def evaluate_generation(args, model, card: dict, device) -> dict:
         "checkpoint": card.get("name"), "task": "gen", "checkpoint_steps": card.get("steps"), "split": args.split,
         "n": len(structures), "n_reference": len(reference), "sampler": args.sampler, "precision": args.precision,
         "steps": args.steps or model.num_steps, "seed": args.seed, "device": str(device),
+        "step_lr": resolved_step_lr(model, sampling) if args.sampler == "pc" else None,
         "sampling_seconds": round(sampling_seconds, 1),
         "seconds_per_structure": round(sampling_seconds / max(1, len(structures)), 4),
         "scoring_seconds": round(time.time() - start - sampling_seconds, 1),

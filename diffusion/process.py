@@ -27,7 +27,12 @@ TRACE_CACHE_ATTRIBUTE = "_traced_steps"  # where step_predictor keeps a model's 
 
 @dataclass(frozen=True)
 class ProcessConfig:
-    """The forward process and conditioning (stored in every checkpoint)."""
+    """The forward process and conditioning (stored in every checkpoint).
+
+    corrector_step_lr: the predictor-corrector sampler's default Langevin step size for this
+    model (``sampling.py``, pc), chosen on the validation split; DiffCSP recommends it per dataset
+    (5e-7 for Perov-5, 1e-5 for MP-20 structure prediction). Older checkpoints load with 5e-7.
+    """
 
     task: Task = "csp"
     num_steps: int = 1000
@@ -37,6 +42,7 @@ class ProcessConfig:
     property_name: str | None = None
     use_space_group: bool = False
     type_loss_weight: float = 1.0
+    corrector_step_lr: float = 5e-7
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -51,12 +51,13 @@ class SamplingConfig:
     trace: replay the network step from a TorchScript trace (same outputs, less overhead).
     precision: "float32", or "bfloat16" for the network's matrix products only (``precision.py``:
         faster on CPUs with AVX512-BF16 and on GPUs; the trajectory differs in the last digits).
+    step_lr: the pc corrector's step size; None = the model's own (``ProcessConfig.corrector_step_lr``).
     """
 
     sampler: SamplerName = "ddpm"
     steps: int | None = None
     guidance: float = 0.0
-    step_lr: float = 5e-7
+    step_lr: float | None = None
     record: Literal["all", "final"] = "all"
     record_stride: int = 1
     lattice_clip: float = 5.0
@@ -70,6 +71,8 @@ class SamplingConfig:
             raise ValueError(f"steps must be between 1 and the model's T = {num_steps}, got {self.steps}")
         if not math.isfinite(self.guidance) or not -1.0 <= self.guidance <= 20.0:
             raise ValueError(f"guidance must be a number in [-1, 20], got {self.guidance}")
+        if self.step_lr is not None and not (math.isfinite(self.step_lr) and 0.0 < self.step_lr <= 1.0):
+            raise ValueError(f"step_lr must be a number in (0, 1], got {self.step_lr}")
         if self.record_stride < 1:
             raise ValueError("record_stride must be >= 1")
         check_precision(self.precision)
@@ -108,6 +111,14 @@ def step_grid(num_steps: int, steps: int | None, start_step: int | None = None) 
         return list(range(top, 0, -1))
     grid = torch.linspace(top, 1, steps).round().long().tolist()
     return sorted(set(grid), reverse=True)
+
+
+def resolved_step_lr(model: CrystalDiffusion, config: SamplingConfig) -> float:
+    """The corrector step size a pc run uses: the config's, else the model's recommended one."""
+    value = float(model.process.corrector_step_lr if config.step_lr is None else config.step_lr)
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"the model's corrector step size must be a number in (0, 1], got {value}")
+    return value
 
 
 class CrystalNoise:
@@ -287,6 +298,7 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     # the message passing and the update)
     sigma, abar = model.sigma.tolist(), model.abar.tolist()
     sigma_1 = sigma[1]
+    step_lr = resolved_step_lr(model, config)
     grid_t = torch.tensor(grid, device=device)
     time_table = model.denoiser.time_context(grid_t)  # (S, H)
     conditions = model.condition_context(num_atoms, prop, space_group)  # (B, H)
@@ -303,7 +315,7 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
         sigma_t, sigma_s, abar_t, abar_s = sigma[t], sigma[s], abar[t], abar[s]
         if config.sampler == "pc":
             pred = _guided(predictors, types, frac, x, tt, fixed, config.guidance)
-            gamma = config.step_lr * (sigma_t / sigma_1) ** 2
+            gamma = step_lr * (sigma_t / sigma_1) ** 2
             frac = wrap(frac + gamma * pred.coord_score + math.sqrt(2 * gamma) * noise.coords())
         pred = _guided(predictors, types, frac, x, tt, fixed, config.guidance)
 

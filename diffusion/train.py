@@ -18,7 +18,7 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -233,6 +233,11 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         # zero): ramping lr up keeps them small for weights that are already trained.
         ramp = max(1, config.warmup_steps)
         warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / ramp))
+    if out.is_file() and (state is not None or step > 0):
+        # a continued run keeps the sampler step size chosen for the weights it continues
+        kept = read_checkpoint(out)["process"].get("corrector_step_lr")
+        if kept is not None:
+            model.process = ema.process = replace(model.process, corrector_step_lr=float(kept))
     wrapped = model
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,

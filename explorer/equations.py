@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from diffusion.process import ProcessConfig
 from diffusion.sampling import step_grid
 
-DEFAULT_STEP_LR = 5e-7  # diffusion.SamplingConfig().step_lr: the app's predictor-corrector step size
+DEFAULT_STEP_LR = ProcessConfig().corrector_step_lr  # a model's pc step size unless its checkpoint says otherwise
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from diffusion.api import MAX_ATOMS
 from diffusion.render import MAX_FRAMES, MAX_STRIP_PANELS, evenly_spaced_steps, render_gif, render_strip
 
 from .equation_view import show_panels
-from .equations import reverse_panels
+from .equations import DEFAULT_STEP_LR, reverse_panels
 from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
 from .models import (ModelEntry, ModelInfo, default_model, find_template, get_model, model_entry, precision_help,
@@ -66,6 +66,7 @@ class Result:
     sigma: np.ndarray           # (T+1,) coordinate noise levels
     seconds: float
     schedule: object = None     # the model's diffusion.NoiseSchedule, for the equations
+    step_lr: float = DEFAULT_STEP_LR  # the model's pc corrector step size (the sampler used it)
 
     @property
     def steps(self) -> list[int]:
@@ -338,7 +339,8 @@ def run(entry: ModelEntry, settings: GenerateSettings) -> None:
         return
     result = Result(id=ss["gen.next_id"], settings=settings, task=model.process.task, trajectory=trajectory,
                     abar=model.abar.detach().cpu().double().numpy(), sigma=model.sigma.detach().cpu().double().numpy(),
-                    seconds=time.perf_counter() - started, schedule=model.schedule)
+                    seconds=time.perf_counter() - started, schedule=model.schedule,
+                    step_lr=model.process.corrector_step_lr)
     ss["gen.next_id"] += 1
     ss["gen.results"] = (ss["gen.results"] + [result])[-MAX_RESULTS:]
     ss["gen.shown"] = result.id
@@ -462,7 +464,7 @@ def equations(result: Result, t: int) -> None:
     settings = result.settings
     try:
         panels = reverse_panels(result.schedule, settings.steps, t, settings.sampler, result.task,
-                                settings.guidance if settings.conditioned else 0.0)
+                                settings.guidance if settings.conditioned else 0.0, result.step_lr)
     except ValueError:
         return  # a step off the sampler's grid (not produced by this page)
     st.markdown(f"##### The update at t = {t}" if t else "##### The last update (it produced t = 0)")

@@ -23,6 +23,35 @@ def test_load_and_list(checkpoint_dir):
     assert load_model("tiny_csp", folder=checkpoint_dir).process.property_name == "heat_ref"
 
 
+def test_corrector_step_size_is_stored_shown_and_kept_by_further_training(tmp_path, perov_rows):
+    """set_corrector_step_lr changes the pc default only (same weights), the card says how it was chosen,
+    and a training run that continues the checkpoint keeps it."""
+    import json
+    from conftest import _train_tiny
+    from diffusion.checkpoints import set_corrector_step_lr
+
+    path = _train_tiny(perov_rows, tmp_path / "mine.pt", "csp", 10)
+    before = read_checkpoint(path)["state_dict"]
+    with pytest.raises(ValueError, match="corrector step size"):
+        set_corrector_step_lr(path, 0.0, {})
+    evidence = {"command": "python benchmarks/corrector_step.py --checkpoint mine", "at_step": 10, "chosen": 1e-5,
+                "rows": [{"sampler": "pc", "step_lr": 5e-6, "match_rate": 0.2},
+                         {"sampler": "pc", "step_lr": 1e-5, "match_rate": 0.25}]}
+    set_corrector_step_lr(path, 1e-5, evidence)
+    after = read_checkpoint(path)
+    assert all(torch.equal(before[k], after["state_dict"][k]) for k in before)
+    assert load_model(path).process.corrector_step_lr == 1e-5
+    assert json.loads(path.with_suffix(".json").read_text())["corrector_step_lr_choice"]["chosen"] == 1e-5
+    markdown = path.with_suffix(".md").read_text()
+    assert "corrector step size: 1e-05, chosen on the validation split at step 10" in markdown
+    assert "1e-05: 25.0%" in markdown
+
+    _train_tiny(perov_rows, path, "csp", 14)   # resumes the run's state and goes on
+    continued = load_model(path)
+    assert json.loads(path.with_suffix(".json").read_text())["steps"] == 14
+    assert continued.process.corrector_step_lr == 1e-5
+
+
 def test_pickle_payload_is_refused(tmp_path, checkpoint_dir):
     data = read_checkpoint(checkpoint_dir / "tiny_csp.pt")
     data["card"] = {"evil": Payload()}
@@ -117,8 +146,11 @@ def test_headline_metrics_reads_both_tasks_and_skips_junk():
                                           "precision": "bfloat16", "metrics": {"n": 10, "match_rate": 0.54}},
         "ddim_100_sg-none_k20_bfloat16": {"sampler": "ddim", "steps": 100, "space_group": "none", "k": 20,
                                           "precision": "bfloat16", "metrics": {"n": 10, "match_rate": 0.99}},
+        "pc_100_sg-predicted_k1_w2_lr1e-05": {"sampler": "pc", "steps": 100, "space_group": "predicted",
+                                              "guidance": 2.0, "step_lr": 1e-5, "metrics": {"n": 10, "match_rate": 0.4}},
         "broken": "not a result"}}
-    csp, gen, predicted, template, seeded, low, best = headline_metrics(card)
+    csp, gen, predicted, template, seeded, low, best, corrected = headline_metrics(card)
+    assert corrected["run"] == "PC 100 (corrector step 1e-05), + predicted space group, w = 2"
     assert low["run"] == "DDPM 1000 in bfloat16, composition"
     assert best["run"] == "DDIM 100 in bfloat16, composition, best of 20 samples"
     assert predicted["run"] == "DDIM 100, + predicted space group, w = 2"

@@ -122,6 +122,24 @@ def test_evaluate_writes_json(checkpoint_dir, tmp_path):
     assert metrics["match_rate"] is None or 0.0 <= metrics["match_rate"] <= 1.0
 
 
+def test_evaluate_records_the_pc_step_size_it_used(checkpoint_dir, tmp_path):
+    """A pc run names its corrector step size (the model's own unless given) in the results and the card key."""
+    import json
+    import shutil
+    for suffix in (".pt", ".json"):
+        shutil.copy(checkpoint_dir / f"tiny_csp{suffix}", tmp_path / f"mine{suffix}")
+    runs = {}
+    for extra in ((), ("--step-lr", "2e-05")):
+        out = tmp_path / f"metrics{len(extra)}.json"
+        r = cli("evaluate", "--checkpoint", "mine", "--limit", "2", "--sampler", "pc", "--steps", "3", "--json",
+                str(out), "--update-card", *extra, env_dir=tmp_path)
+        assert r.returncode == 0, r.stderr
+        runs[len(extra)] = json.loads(out.read_text())
+    assert runs[0]["step_lr"] == 5e-7 and runs[2]["step_lr"] == 2e-5
+    stored = json.loads((tmp_path / "mine.json").read_text())["metrics"]
+    assert {"pc_3_sg-none_k1_lr5e-07", "pc_3_sg-none_k1_lr2e-05"} <= set(stored)
+
+
 def test_download_failure_is_one_line(monkeypatch, tmp_path, capsys):
     import urllib.request
 

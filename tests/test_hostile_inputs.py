@@ -32,6 +32,7 @@ CSP_SAMPLE_CASES = [
     (["--composition", "SrTiO3", "--seed", "-3"], ""),
     (["--composition", "SrTiO3", "--guidance", "nan"], "finite"),
     (["--composition", "SrTiO3", "--guidance", "1e9"], "guidance"),
+    (["--composition", "SrTiO3", "--sampler", "pc", "--step-lr", "0"], "step_lr"),
     (["--composition", "SrTiO3", "--property", "inf"], "finite"),
     (["--composition", "SrTiO3", "--space-group", "225"], "space-group"),
     (["--composition", "SrTiO3", "--sampler", "magic"], "invalid choice"),

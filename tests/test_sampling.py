@@ -85,6 +85,8 @@ def test_guidance_changes_the_result(tiny_csp):
     (dict(composition="SrTiO3", num_samples=0), "num_samples"),
     (dict(composition="SrTiO3", sampler="magic"), "unknown sampler"),
     (dict(composition="SrTiO3", guidance=float("nan")), "guidance"),
+    (dict(composition="SrTiO3", sampler="pc", step_lr=-1e-5), "step_lr"),
+    (dict(composition="SrTiO3", sampler="pc", step_lr=float("inf")), "step_lr"),
     (dict(num_atoms=4), "composition"),
 ])
 def test_bad_requests(tiny_csp, kwargs, message):
@@ -122,3 +124,26 @@ def test_sampling_never_changes_the_shared_model(tiny_csp):
     assert not tiny_csp.training
     assert all(torch.equal(before[k], v) for k, v in tiny_csp.state_dict().items())
     assert all(torch.equal(buffers[k], v) for k, v in tiny_csp.named_buffers())
+
+
+def test_pc_takes_the_models_own_corrector_step_unless_one_is_given(checkpoint_dir):
+    """SamplingConfig(step_lr=None) means the checkpoint's ProcessConfig.corrector_step_lr."""
+    import dataclasses
+    from diffusion.checkpoints import load_model
+    from diffusion.process import ProcessConfig
+
+    model = load_model(checkpoint_dir / "tiny_csp.pt")
+    assert model.process.corrector_step_lr == ProcessConfig().corrector_step_lr == 5e-7  # older cards: the default
+    model.process = dataclasses.replace(model.process, corrector_step_lr=1e-3)
+    request = SampleRequest(num_atoms=(5,), seeds=(3,), atomic_numbers=((38, 22, 8, 8, 8),))
+
+    def final(step_lr):
+        config = SamplingConfig(sampler="pc", steps=6, record="final", step_lr=step_lr, trace=False)
+        return sample(model, request, config).frac_coords[-1]
+
+    own, same, other = final(None), final(1e-3), final(5e-7)
+    assert torch.equal(own, same)
+    assert not torch.allclose(own, other)
+    model.process = dataclasses.replace(model.process, corrector_step_lr=-1.0)  # a hand-edited checkpoint
+    with pytest.raises(ValueError, match="corrector step size"):
+        final(None)
