@@ -73,3 +73,25 @@ def test_generate_equations_follow_the_slider_and_exports(app_env):
     assert gif.n_frames == 4 and gif.size == (480, 480)
     assert export_picture(ddim, "gif", 4) is export_picture(ddim, "gif", 4), "cached"
     assert Image.open(io.BytesIO(export_picture(ddim, "png", 3))).size == (3 * 320, 320)
+
+
+def test_generate_pc_uses_and_shows_the_models_own_corrector_step(checkpoint_dir, tmp_path, monkeypatch):
+    """A checkpoint whose pc step size was chosen by benchmarks/corrector_step.py: Generate samples with
+    it and its equation panel shows that eta, not the 5e-7 default."""
+    import shutil
+
+    from diffusion.checkpoints import set_corrector_step_lr
+    for suffix in (".pt", ".json"):
+        shutil.copy(checkpoint_dir / f"tiny_csp{suffix}", tmp_path / f"tiny_csp{suffix}")
+    set_corrector_step_lr(tmp_path / "tiny_csp.pt", 3e-5, {"command": "test", "at_step": 20, "rows": []})
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Generate.py"), default_timeout=120).run()
+    at.selectbox(key="gen.sampler").set_value("pc").run()
+    at.number_input(key="gen.steps").set_value(8)
+    at.button(key="gen.go").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["gen.results"][-1]
+    assert result.step_lr == 3e-5
+    at.select_slider(key=f"gen.t.{result.id}").set_value(43).run()
+    text = _latex(at)
+    assert rf"\eta = {number(3e-5)}" in text and rf"\eta = {number(5e-7)}" not in text
