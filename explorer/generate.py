@@ -194,6 +194,9 @@ def choose_model(example: GenerateExample, models: list[ModelEntry]) -> tuple[Mo
     return entry, info
 
 
+EXAMPLE_SAMPLER_NAMES = {"pc": "predictor-corrector", "ddim": "DDIM", "ddpm": "DDPM"}
+
+
 def _apply_example(example: GenerateExample, models: list[ModelEntry]) -> None:
     choice = choose_model(example, models)
     if choice is None:
@@ -201,11 +204,12 @@ def _apply_example(example: GenerateExample, models: list[ModelEntry]) -> None:
     entry, info = choice
     settings = GenerateSettings(model=entry.name, composition=example.composition,
                                 space_group=example.space_group if info.use_space_group else None,
-                                sampler=ss.get("gen.sampler", "ddim"),
-                                steps=min(int(ss.get("gen.steps", 100)), info.num_steps), seed=int(ss.get("gen.seed", 0)))
+                                sampler=example.sampler, steps=min(example.steps, info.num_steps),
+                                seed=int(ss.get("gen.seed", 0)))
     _settings_to_widgets(settings, info)
     ss["gen.pending"] = True
-    ss["gen.example_note"] = f"{example.label}: {example.note}; model `{entry.name}`" + (
+    ss["gen.example_note"] = (f"{example.label}: {example.note}; model `{entry.name}`, "
+                              f"{EXAMPLE_SAMPLER_NAMES.get(settings.sampler, settings.sampler)}, {settings.steps} steps") + (
         "" if example.prefer and entry.name in example.prefer else
         f" (`{entry.name}` was not trained on such crystals: expect a rough structure)")
 

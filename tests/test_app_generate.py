@@ -161,7 +161,10 @@ def test_example_buttons_and_ghost(app_env):
     at.button(key="gen.example.srtio3").click().run()
     assert not at.exception and not at.error
     result = at.session_state["gen.results"][-1]
-    assert result.settings.composition == "SrTiO3" and result.settings.steps == 8
+    # the example brings its own sampler: predictor-corrector, 100 steps (the tiny model's T is 50)
+    assert result.settings.composition == "SrTiO3" and (result.settings.sampler, result.settings.steps) == ("pc", 50)
+    assert at.session_state["gen.sampler"] == "pc"
+    assert any("predictor-corrector, 50 steps" in c.value for c in at.caption), "the note names the sampler"
     at.select_slider(key=f"gen.t.{result.id}").set_value(29).run()
     assert _view_data(at)["ghosts"] is None
     at.toggle(key="gen.ghost").set_value(True).run()
