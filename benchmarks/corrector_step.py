@@ -26,19 +26,20 @@ from diffusion.checkpoints import resolve, set_corrector_step_lr  # noqa: E402
 from diffusion.cli import build_parser  # noqa: E402
 from diffusion.evaluation import evaluate_checkpoint  # noqa: E402
 from diffusion.precision import PRECISIONS  # noqa: E402
+from diffusion.sampling import check_step_lr  # noqa: E402
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"step sizes must be in (0, 1], got {text}")
-    return value
+def _step_size(text: str) -> float:
+    try:
+        return check_step_lr(float(text), "a step size")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="mp_20")
-    parser.add_argument("--values", nargs="+", type=_positive, default=[5e-6, 1e-5, 2e-5])
+    parser.add_argument("--values", nargs="+", type=_step_size, default=[5e-6, 1e-5, 2e-5])
     parser.add_argument("--steps", type=int, default=100, help="network steps of the pc grid (each does two evaluations)")
     parser.add_argument("--space-group", choices=("none", "csv", "predicted"), default="none")
     parser.add_argument("--guidance", type=float, default=0.0)

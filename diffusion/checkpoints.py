@@ -25,6 +25,7 @@ import torch
 
 from .model import DenoiserConfig
 from .process import CrystalDiffusion, Normalization, ProcessConfig
+from .sampling import check_step_lr
 
 FORMAT = "crystal-diffusion/1"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -291,13 +292,12 @@ def load_model(name_or_path: str | Path, device: str | torch.device = "cpu", fol
 def set_corrector_step_lr(path: str | Path, step_lr: float, evidence: dict) -> None:
     """Store a checkpoint's default pc corrector step size (weights unchanged), with the measurements
     that chose it in its card (``corrector_step_lr_choice``)."""
-    if not (math.isfinite(step_lr) and 0.0 < step_lr <= 1.0):
-        raise ValueError(f"the corrector step size must be a number in (0, 1], got {step_lr}")
+    step_lr = check_step_lr(step_lr)
     path = Path(path)
     data = read_checkpoint(path)
-    data["process"] = {**data["process"], "corrector_step_lr": float(step_lr)}
+    data["process"] = {**data["process"], "corrector_step_lr": step_lr}
     card = data.get("card") or load_card(path)
-    card["process"] = {**card.get("process", {}), "corrector_step_lr": float(step_lr)}
+    card["process"] = {**card.get("process", {}), "corrector_step_lr": step_lr}
     card["corrector_step_lr_choice"] = evidence
     model = model_from_dict(data, path.name)
     save_checkpoint(model, path, card)

@@ -67,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
 PRECISION_HELP = ("bfloat16: the network's matrix products in bfloat16, faster on CPUs with AVX512-BF16 and on "
                   "GPUs; the state, schedule and sums stay float32 (default float32)")
 STEP_LR_HELP = ("the pc sampler's Langevin corrector step size (default: the model's own, chosen on its "
-                "validation split: 1e-5 for mp_20, 5e-7 otherwise)")
+                "validation split: 5e-6 for mp_20, 5e-7 otherwise)")
 TEMPLATE_HELP = ("start from a template instead of noise (composition only): the chemically nearest training "
                  "crystal with the same atom counts, its elements replaced by yours, noised to step T0 "
                  "(0 = the template itself, T = forget it); compositions without one start from noise")

@@ -71,8 +71,8 @@ class SamplingConfig:
             raise ValueError(f"steps must be between 1 and the model's T = {num_steps}, got {self.steps}")
         if not math.isfinite(self.guidance) or not -1.0 <= self.guidance <= 20.0:
             raise ValueError(f"guidance must be a number in [-1, 20], got {self.guidance}")
-        if self.step_lr is not None and not (math.isfinite(self.step_lr) and 0.0 < self.step_lr <= 1.0):
-            raise ValueError(f"step_lr must be a number in (0, 1], got {self.step_lr}")
+        if self.step_lr is not None:
+            check_step_lr(self.step_lr, "step_lr")
         if self.record_stride < 1:
             raise ValueError("record_stride must be >= 1")
         check_precision(self.precision)
@@ -113,12 +113,18 @@ def step_grid(num_steps: int, steps: int | None, start_step: int | None = None) 
     return sorted(set(grid), reverse=True)
 
 
+def check_step_lr(value: float, what: str = "the corrector step size") -> float:
+    """A pc corrector step size must be a number in (0, 1]; returns it as a float."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"{what} must be a number in (0, 1], got {value}")
+    return float(value)
+
+
 def resolved_step_lr(model: CrystalDiffusion, config: SamplingConfig) -> float:
     """The corrector step size a pc run uses: the config's, else the model's recommended one."""
-    value = float(model.process.corrector_step_lr if config.step_lr is None else config.step_lr)
-    if not (math.isfinite(value) and 0.0 < value <= 1.0):
-        raise ValueError(f"the model's corrector step size must be a number in (0, 1], got {value}")
-    return value
+    if config.step_lr is not None:
+        return check_step_lr(config.step_lr, "step_lr")
+    return check_step_lr(model.process.corrector_step_lr, "the model's corrector step size")
 
 
 class CrystalNoise:
@@ -298,7 +304,7 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     # the message passing and the update)
     sigma, abar = model.sigma.tolist(), model.abar.tolist()
     sigma_1 = sigma[1]
-    step_lr = resolved_step_lr(model, config)
+    step_lr = resolved_step_lr(model, config) if config.sampler == "pc" else 0.0
     grid_t = torch.tensor(grid, device=device)
     time_table = model.denoiser.time_context(grid_t)  # (S, H)
     conditions = model.condition_context(num_atoms, prop, space_group)  # (B, H)

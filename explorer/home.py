@@ -125,4 +125,5 @@ def models_section() -> None:
         st.markdown("#### Validation metrics (from the model cards)")
         for tab, (entry, rows) in zip(st.tabs([entry.name for entry, _ in measured]), measured):
             with tab:
-                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+                # every run visible without scrolling inside the table (the newest rows come last)
+                st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=38 + 35 * len(rows))

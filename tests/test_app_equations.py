@@ -25,6 +25,15 @@ def _latex(at: AppTest) -> str:
     return "\n".join(e.value for e in at.latex)
 
 
+def _generate_with(at: AppTest, sampler: str, steps: int = 8):
+    """Pick a sampler and a step count on Generate, run it, and return the new result."""
+    at.selectbox(key="gen.sampler").set_value(sampler).run()
+    at.number_input(key="gen.steps").set_value(steps)
+    at.button(key="gen.go").click().run()
+    assert not at.exception and not at.error
+    return at.session_state["gen.results"][-1]
+
+
 def test_forward_equations_follow_the_slider(app_env):
     at = AppTest.from_file(str(ROOT / "pages" / "2_Forward_process.py"), default_timeout=120).run()
     assert not at.exception
@@ -43,11 +52,7 @@ def test_forward_equations_follow_the_slider(app_env):
 
 def test_generate_equations_follow_the_slider_and_exports(app_env):
     at = AppTest.from_file(str(ROOT / "pages" / "3_Generate.py"), default_timeout=120).run()
-    at.selectbox(key="gen.sampler").set_value("ddpm").run()
-    at.number_input(key="gen.steps").set_value(8)
-    at.button(key="gen.go").click().run()
-    assert not at.exception and not at.error
-    result = at.session_state["gen.results"][-1]
+    result = _generate_with(at, "ddpm")
     schedule = result.schedule
     assert schedule.num_steps == 50
     text = _latex(at)
@@ -58,10 +63,7 @@ def test_generate_equations_follow_the_slider_and_exports(app_env):
     assert moved != text
     assert r"\alpha_{43|36}" in moved and number(float(schedule.abar[43] / schedule.abar[36])) in moved
     assert number(float(schedule.sigma[43])) in moved and number(float(schedule.sigma[36])) in moved
-    at.selectbox(key="gen.sampler").set_value("ddim").run()
-    at.number_input(key="gen.steps").set_value(8)
-    at.button(key="gen.go").click().run()
-    ddim = at.session_state["gen.results"][-1]
+    ddim = _generate_with(at, "ddim")
     at.select_slider(key=f"gen.t.{ddim.id}").set_value(43).run()
     assert r"\hat x_0" in _latex(at) and r"\sqrt{\beta" not in _latex(at), "DDIM shows its own update"
     assert any("Glossary" in e.label for e in at.expander)
@@ -86,11 +88,7 @@ def test_generate_pc_uses_and_shows_the_models_own_corrector_step(checkpoint_dir
     set_corrector_step_lr(tmp_path / "tiny_csp.pt", 3e-5, {"command": "test", "at_step": 20, "rows": []})
     monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(tmp_path))
     at = AppTest.from_file(str(ROOT / "pages" / "3_Generate.py"), default_timeout=120).run()
-    at.selectbox(key="gen.sampler").set_value("pc").run()
-    at.number_input(key="gen.steps").set_value(8)
-    at.button(key="gen.go").click().run()
-    assert not at.exception and not at.error
-    result = at.session_state["gen.results"][-1]
+    result = _generate_with(at, "pc")
     assert result.step_lr == 3e-5
     at.select_slider(key=f"gen.t.{result.id}").set_value(43).run()
     text = _latex(at)
