@@ -106,7 +106,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
     results = {
         "checkpoint": path.stem, "task": "csp", "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
         "sampler": args.sampler, "precision": args.precision, "steps": args.steps or model.num_steps, "space_group": args.space_group,
-        "step_lr": resolved_step_lr(model, config) if args.sampler == "pc" else None,
+        "step_lr": resolved_step_lr(model, config),
         "template_step": args.template_step,
         "guidance": args.guidance, "seed": args.seed, "device": str(device),
         "sampling_seconds": round(sampling_seconds, 1),
@@ -259,7 +259,7 @@ def evaluate_generation(args, model, card: dict, device) -> dict:
         "checkpoint": card.get("name"), "task": "gen", "checkpoint_steps": card.get("steps"), "split": args.split,
         "n": len(structures), "n_reference": len(reference), "sampler": args.sampler, "precision": args.precision,
         "steps": args.steps or model.num_steps, "seed": args.seed, "device": str(device),
-        "step_lr": resolved_step_lr(model, sampling) if args.sampler == "pc" else None,
+        "step_lr": resolved_step_lr(model, sampling),
         "sampling_seconds": round(sampling_seconds, 1),
         "seconds_per_structure": round(sampling_seconds / max(1, len(structures)), 4),
         "scoring_seconds": round(time.time() - start - sampling_seconds, 1),

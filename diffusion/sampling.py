@@ -120,8 +120,11 @@ def check_step_lr(value: float, what: str = "the corrector step size") -> float:
     return float(value)
 
 
-def resolved_step_lr(model: CrystalDiffusion, config: SamplingConfig) -> float:
-    """The corrector step size a pc run uses: the config's, else the model's recommended one."""
+def resolved_step_lr(model: CrystalDiffusion, config: SamplingConfig) -> float | None:
+    """The corrector step size a pc run uses: the config's, else the model's recommended one;
+    None for the samplers without a corrector."""
+    if config.sampler != "pc":
+        return None
     if config.step_lr is not None:
         return check_step_lr(config.step_lr, "step_lr")
     return check_step_lr(model.process.corrector_step_lr, "the model's corrector step size")
@@ -304,7 +307,7 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     # the message passing and the update)
     sigma, abar = model.sigma.tolist(), model.abar.tolist()
     sigma_1 = sigma[1]
-    step_lr = resolved_step_lr(model, config) if config.sampler == "pc" else 0.0
+    step_lr = resolved_step_lr(model, config)
     grid_t = torch.tensor(grid, device=device)
     time_table = model.denoiser.time_context(grid_t)  # (S, H)
     conditions = model.condition_context(num_atoms, prop, space_group)  # (B, H)

@@ -197,6 +197,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
     warmup = None
     out = Path(config.out)
     state = None
+    continued_process: dict = {}  # the process config of the checkpoint a run continues (kept: corrector step)
     if config.state_path.is_file():
         state = torch.load(config.state_path, map_location="cpu", weights_only=True)
         if state.get("format") != STATE_FORMAT:
@@ -219,8 +220,11 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
                                                                    "wall_seconds": wall_before}))
         if rank == 0:
             print(f"resuming from {config.state_path} at step {step}", file=sys.stderr)
+        if out.is_file():
+            continued_process = read_checkpoint(out)["process"]
     elif out.is_file():
         shipped = read_checkpoint(out)
+        continued_process = shipped["process"]
         model.load_state_dict(shipped["state_dict"]); ema.load_state_dict(shipped["state_dict"])
         card = shipped.get("card", {})
         step, wall_before = int(card.get("steps", 0)), float(card.get("wall_seconds", 0.0))
@@ -233,11 +237,10 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         # zero): ramping lr up keeps them small for weights that are already trained.
         ramp = max(1, config.warmup_steps)
         warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / ramp))
-    if out.is_file() and (state is not None or step > 0):
+    if continued_process.get("corrector_step_lr") is not None:
         # a continued run keeps the sampler step size chosen for the weights it continues
-        kept = read_checkpoint(out)["process"].get("corrector_step_lr")
-        if kept is not None:
-            model.process = ema.process = replace(model.process, corrector_step_lr=float(kept))
+        model.process = ema.process = replace(model.process,
+                                              corrector_step_lr=float(continued_process["corrector_step_lr"]))
     wrapped = model
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,

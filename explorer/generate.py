@@ -38,8 +38,8 @@ from .models import (ModelEntry, ModelInfo, default_model, find_template, get_mo
                      sample_trajectory, try_model_info)
 from .numbers import describe
 from .space_group_field import space_group_field
-from .settings import (DEFAULT_PRECISION, DEFAULT_STEPS, MAX_SEED, PRECISION_LABELS, SAMPLER_LABELS, GenerateSettings,
-                       from_query)
+from .settings import (DEFAULT_PRECISION, DEFAULT_STEPS, MAX_SEED, PRECISION_LABELS, SAMPLER_LABELS, SAMPLER_NAMES,
+                       GenerateSettings, from_query)
 from .viewer import ViewFrame, ViewOptions, trajectory_html
 from .widgets import numbers_table, result_picker, show_view, shown_item
 
@@ -194,9 +194,6 @@ def choose_model(example: GenerateExample, models: list[ModelEntry]) -> tuple[Mo
     return entry, info
 
 
-EXAMPLE_SAMPLER_NAMES = {"pc": "predictor-corrector", "ddim": "DDIM", "ddpm": "DDPM"}
-
-
 def _apply_example(example: GenerateExample, models: list[ModelEntry]) -> None:
     choice = choose_model(example, models)
     if choice is None:
@@ -209,7 +206,7 @@ def _apply_example(example: GenerateExample, models: list[ModelEntry]) -> None:
     _settings_to_widgets(settings, info)
     ss["gen.pending"] = True
     ss["gen.example_note"] = (f"{example.label}: {example.note}; model `{entry.name}`, "
-                              f"{EXAMPLE_SAMPLER_NAMES.get(settings.sampler, settings.sampler)}, {settings.steps} steps") + (
+                              f"{SAMPLER_NAMES[settings.sampler]}, {settings.steps} steps") + (
         "" if example.prefer and entry.name in example.prefer else
         f" (`{entry.name}` was not trained on such crystals: expect a rough structure)")
 

@@ -17,6 +17,7 @@ SAMPLER_LABELS = {
     "ddpm": "DDPM (ancestral, the course's algorithm)",
     "pc": "Predictor-corrector (DDPM + Langevin)",
 }
+SAMPLER_NAMES = {"ddim": "DDIM", "ddpm": "DDPM", "pc": "predictor-corrector"}  # in running text
 PRECISION_LABELS = {
     "float32": "float32 (exact)",
     "bfloat16": "bfloat16 products (faster, large cells)",
