@@ -8,11 +8,12 @@ THREEDMOL_VERSION := 2.5.5
 
 .PHONY: run test test-all setup browser-deps clean
 
-$(VENV)/.stamp: requirements.txt requirements-dev.txt
+$(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 # 3Dmol.js for offline 3D views: from the npm registry, unpacked into the ignored static/ folder.

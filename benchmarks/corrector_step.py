@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from diffusion.checkpoints import resolve, set_corrector_step_lr  # noqa: E402
 from diffusion.cli import build_parser  # noqa: E402

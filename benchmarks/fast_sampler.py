@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from diffusion.cli import build_parser  # noqa: E402
 from diffusion.evaluation import evaluate_checkpoint  # noqa: E402

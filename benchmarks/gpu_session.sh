@@ -6,15 +6,14 @@
 # Run from the repository root on the GPU machine, carrying two ignored folders made here:
 #   .whl      pymatgen, pymatgen-core, monty, spglib, ruamel.yaml, uncertainties, palettable, orjson, SMACT
 #             wheels for the GPU machine's Python (3.12; it has torch, numpy, scipy, pandas already)
-#   .gpudata  gpudata.tar.xz: data/<dataset>/*.csv copied from ../shared/data and cache/ (this repo's
-#             parsed-dataset cache), compressed so the working tree stays inside the 64 MiB a call carries
+#   .gpudata  gpudata.tar.xz: cache/ (this repo's parsed-dataset cache), compressed so the working tree
+#             stays inside the 64 MiB a call carries (the datasets themselves travel in data/)
 # Made here (both ignored through .git/info/exclude) with:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
 #     --platform manylinux2014_x86_64 -d .whl pymatgen==2026.10.24 pymatgen-core==2026.10.16 monty==2026.10.21 \
 #     spglib==2.8.0 ruamel.yaml==0.19.1 uncertainties==3.2.3 palettable==3.3.3 orjson==3.13.0 SMACT==4.0.2
-#   mkdir -p /tmp/g/data && cp -r ../shared/data/{mp_20,carbon_24,perov_5} /tmp/g/data/ && mkdir -p /tmp/g/cache && cp .cache/*.pt /tmp/g/cache/ \
-#     && mkdir -p .gpudata && tar -C /tmp/g -cJf .gpudata/gpudata.tar.xz data cache
+#   mkdir -p /tmp/g/cache && cp .cache/*.pt /tmp/g/cache/ && mkdir -p .gpudata && tar -C /tmp/g -cJf .gpudata/gpudata.tar.xz cache
 # Results land under $OUT: one tar per trained checkpoint (weights + card) and logs.tar. Environment:
 # TRAIN_MINUTES (5), CHECKS=0 to train only, PEROV_GEN=0 to skip perov_5_gen, MP20_ARGS / CARBON_ARGS for
 # extra train flags. On 2026-11-27 the first lease ran it as is, the second as
@@ -30,8 +29,7 @@ PEROV_GEN=${PEROV_GEN:-1}    # 0: leave perov_5_gen alone
 mkdir -p "$OUT" /tmp/logs
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site || exit 1
-mkdir -p /tmp/gpudata ../shared/data && tar -C /tmp/gpudata -xJf .gpudata/gpudata.tar.xz \
-  && cp -r /tmp/gpudata/data/* ../shared/data/ || exit 1
+mkdir -p /tmp/gpudata && tar -C /tmp/gpudata -xJf .gpudata/gpudata.tar.xz || exit 1
 export CRYSTAL_DIFFUSION_CACHE=/tmp/gpudata/cache
 pack_logs() { tar -C /tmp -cf "$OUT/logs.tar" logs; }
 
@@ -50,12 +48,12 @@ if [ "$CHECKS" = 1 ]; then  # smoke: the CUDA sampling path, before minutes go i
 fi
 
 common="--device cuda --threads 4 --max-minutes $TRAIN_MINUTES --max-steps 1000000 --checkpoint-every 500"
-python3 -m diffusion train --data ../shared/data/mp_20/val.csv ../shared/data/mp_20/train_part.csv \
+python3 -m diffusion train --data data/mp_20/val.csv.gz data/mp_20/train_part.csv.gz \
   --out checkpoints/mp_20.pt --property formation_energy_per_atom --space-group --batch-size 512 --val-every 1000 \
   $common $MP20_ARGS > /tmp/logs/train_mp_20.log 2>&1 &
-python3 -m diffusion train --data ../shared/data/carbon_24/val.csv --out checkpoints/carbon_24.pt --task gen \
+python3 -m diffusion train --data data/carbon_24/val.csv.gz --out checkpoints/carbon_24.pt --task gen \
   --max-atoms 24 --batch-size 256 --val-every 500 $common $CARBON_ARGS > /tmp/logs/train_carbon_24.log 2>&1 &
-[ "$PEROV_GEN" = 1 ] && python3 -m diffusion train --data ../shared/data/perov_5/val.csv --out checkpoints/perov_5_gen.pt --task gen \
+[ "$PEROV_GEN" = 1 ] && python3 -m diffusion train --data data/perov_5/val.csv.gz --out checkpoints/perov_5_gen.pt --task gen \
   --property heat_ref --batch-size 512 --val-every 500 $common > /tmp/logs/train_perov_5_gen.log 2>&1 &
 wait
 names="mp_20 carbon_24"; [ "$PEROV_GEN" = 1 ] && names="$names perov_5_gen"

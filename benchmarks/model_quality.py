@@ -18,12 +18,10 @@ DDIM rows with --sampler ddim --steps 100 --guidance 2 --templates.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from diffusion.checkpoints import list_checkpoints  # noqa: E402
 from diffusion.cli import build_parser  # noqa: E402

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
@@ -39,8 +38,8 @@ def model_for(name: str, device: str):
         return load_model(name, device), "trained"
     except Exception:
         from diffusion.train import TrainConfig, build_model
-        from diffusion.data import load_csv, SHARED_DATA
-        crystals = load_csv(SHARED_DATA / "perov_5" / "val.csv").crystals[:50]
+        from diffusion.data import DATA_DIR, load_csv
+        crystals = load_csv(DATA_DIR / "perov_5" / "val.csv.gz").crystals[:50]
         return build_model(TrainConfig(data=("x",), out="x"), crystals).to(device).eval(), "untrained"
 
 

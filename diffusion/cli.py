@@ -12,7 +12,7 @@ import sys
 
 from .checkpoints import CheckpointError
 from .crystal import CrystalError
-from .data import DatasetError
+from .data import DOWNLOAD_DIR, DatasetError
 from .formula import FormulaError
 from .precision import PRECISIONS
 
@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", default="cosine")
     t.add_argument("--batch-size", type=positive_int, default=256)
     t.add_argument("--lr", type=finite_float, default=1e-3)
+    t.add_argument("--weight-decay", type=finite_float, default=0.0, help="AdamW decoupled weight decay (0 = Adam)")
+    t.add_argument("--augment", type=probability, default=0.0,
+                   help="probability of showing a training crystal in an equivalent cell (relabelled axes, supercell)")
     t.add_argument("--warmup-steps", type=nonnegative_int, default=500,
                    help="after resuming trained weights with a fresh optimizer, ramp the learning rate up over this many steps")
     t.add_argument("--drop-probability", type=probability, default=0.1,
@@ -190,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("download", help="fetch the public CDVAE/DiffCSP CSV files")
     d.add_argument("name", choices=("perov_5", "carbon_24", "mp_20"))
-    d.add_argument("--dest", default="data")
+    d.add_argument("--dest", default=str(DOWNLOAD_DIR),
+                   help="folder for <name>/<split>.csv (default data/downloads, where the loader looks)")
     return parser
 
 

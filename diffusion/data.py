@@ -1,18 +1,24 @@
-"""Datasets of crystals: CDVAE-format CSV files and folders of CIF files.
+"""Datasets of crystals: CDVAE-format CSV files (plain or gzip) and folders of CIF files.
 
 A CSV has one row per crystal with columns ``material_id, cif, <properties...>`` (the
-public CDVAE / DiffCSP release format). Parsing CIFs is slow (~3-5 ms each), so a parsed
-file is cached to disk once, keyed by the file's sha256, in plain tensors that load with
-``torch.load(weights_only=True)``.
+public CDVAE / DiffCSP release format). The crystals the shipped models were trained on live
+in the repository's ``data/<name>/<split>.csv.gz`` (see data/README.md); ``download`` puts the
+full public splits in ``data/downloads/<name>/``. A file's sha256 is that of its CSV text
+(decompressed), so a card's hash names the same data whether the file is compressed or not.
+Parsing CIFs is slow (~3-5 ms each), so a parsed file is cached to disk once, keyed by that
+sha256, in plain tensors that load with ``torch.load(weights_only=True)``.
 """
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
+import io
 import math
 import os
 import sys
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +31,9 @@ SPACE_GROUP_COLUMN = "spacegroup.number"
 CACHE_VERSION = 2
 NON_PROPERTY_COLUMNS = {"", "material_id", "cif", "formula", "pretty_formula", "elements", SPACE_GROUP_COLUMN}
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+DATA_DIR = REPO_ROOT / "data"
+DOWNLOAD_DIR = DATA_DIR / "downloads"
+DATASET_ORDER = ("perov_5", "mp_20", "carbon_24")
 
 
 class DatasetError(ValueError):
@@ -62,12 +70,64 @@ class CrystalDataset:
         return {int(z) for c in self.crystals for z in c.atomic_numbers.tolist()}
 
 
+def _open_binary(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
 def file_sha256(path: Path) -> str:
+    """sha256 of the file's content, decompressed for ``.gz`` files."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with _open_binary(Path(path)) as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def dataset_stem(path: Path) -> str:
+    """``val`` for ``val.csv`` and ``val.csv.gz``."""
+    return Path(path).name.split(".")[0]
+
+
+def resolve_data_file(path: str | Path) -> Path:
+    """The file a dataset path names: itself when it exists, else the file of the same dataset and split in
+    the repository's ``data/`` (compressed or not) or in ``data/downloads/``.
+
+    Cards written before the data moved into the repository name a folder outside it
+    (``<somewhere>/<name>/<split>.csv``); ``<name>/<split>`` identifies the file.
+    """
+    path = Path(path)
+    if path.exists():
+        return path
+    if not path.is_absolute() and (REPO_ROOT / path).exists():
+        return REPO_ROOT / path
+    name, stem = path.parent.name, dataset_stem(path)
+    for folder in (DATA_DIR, DOWNLOAD_DIR):
+        for candidate in (folder / name / f"{stem}.csv.gz", folder / name / f"{stem}.csv"):
+            if candidate.is_file():
+                return candidate
+    return path
+
+
+def repository_relative(path: str | Path) -> str:
+    """A data path as a card records it: relative to the repository when the file is inside it."""
+    resolved = resolve_data_file(path).resolve()
+    try:
+        return str(resolved.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def available_dataset_files() -> dict[str, Path]:
+    """Every dataset CSV in ``data/`` and ``data/downloads/`` (label ``<name>/<file>`` -> path), shipped first."""
+    paths = [*sorted(DATA_DIR.glob("*/*.csv.gz")), *sorted(DATA_DIR.glob("*/*.csv")),
+             *sorted(DOWNLOAD_DIR.glob("*/*.csv"))]
+    rank = {name: i for i, name in enumerate(DATASET_ORDER)}
+    paths.sort(key=lambda p: (DOWNLOAD_DIR in p.parents, rank.get(p.parent.name, len(rank)), p.name))
+    out: dict[str, Path] = {}
+    for path in paths:
+        label = f"{path.parent.name}/{path.name}" + (" (downloaded)" if DOWNLOAD_DIR in path.parents else "")
+        out.setdefault(label, path)
+    return out
 
 
 def cache_dir() -> Path:
@@ -104,7 +164,7 @@ def _parse_space_group(text: str | None) -> int:
 def _read_csv_rows(path: Path) -> tuple[list[Crystal], list[str]]:
     csv.field_size_limit(sys.maxsize)
     crystals, reasons = [], []
-    with open(path, newline="") as handle:
+    with _open_binary(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or "cif" not in reader.fieldnames:
             raise DatasetError(f"{path} is not a CDVAE-format CSV: it needs a 'cif' column (found {reader.fieldnames})")
@@ -170,11 +230,14 @@ def _atomic_save(obj, path: Path) -> None:
 
 def load_csv(path: str | Path, use_cache: bool = True) -> CrystalDataset:
     """Read a CDVAE-format CSV; unparsable rows are skipped and counted, not fatal."""
-    path = Path(path)
+    path = resolve_data_file(path)
     if not path.is_file():
         raise DatasetError(f"dataset file not found: {path} (try `python -m diffusion download <name>`)")
-    sha = file_sha256(path)
-    cached = cache_dir() / f"{path.stem}-{sha[:16]}-v{CACHE_VERSION}.pt"
+    try:
+        sha = file_sha256(path)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise DatasetError(f"{path} cannot be read: {exc}") from None
+    cached = cache_dir() / f"{dataset_stem(path)}-{sha[:16]}-v{CACHE_VERSION}.pt"
     if use_cache and cached.is_file():
         try:
             packed = torch.load(cached, weights_only=True)
@@ -211,7 +274,7 @@ def load_cif_folder(folder: str | Path) -> CrystalDataset:
 
 
 def load_dataset(path: str | Path) -> CrystalDataset:
-    """A CSV file or a folder of CIFs."""
+    """A CSV file (plain or gzip) or a folder of CIFs."""
     return load_cif_folder(path) if Path(path).is_dir() else load_csv(path)
 
 
@@ -234,8 +297,8 @@ DOWNLOAD_URL = "https://raw.githubusercontent.com/txie-93/cdvae/main/data/{name}
 DATASET_NAMES = ("perov_5", "carbon_24", "mp_20")
 
 
-def download(name: str, dest: str | Path, splits=("train", "val", "test")) -> list[Path]:
-    """Fetch the public CDVAE CSV files of a dataset into ``dest/<name>/``."""
+def download(name: str, dest: str | Path = DOWNLOAD_DIR, splits=("train", "val", "test")) -> list[Path]:
+    """Fetch the public CDVAE CSV files of a dataset into ``dest/<name>/`` (the loader looks in data/downloads)."""
     import urllib.request
 
     if name not in DATASET_NAMES:

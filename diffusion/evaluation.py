@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoints import load_card, load_model, resolve, save_checkpoint, read_checkpoint, model_from_dict
-from .data import cache_dir, load_dataset
+from .data import cache_dir, load_dataset, resolve_data_file
 from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, score_generation
 from .device import resolve_device
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
@@ -135,7 +135,7 @@ def _training_crystals(card: dict, why: str) -> list:
     """A checkpoint's own training split, rebuilt from the files its card names."""
     own_files = argparse.Namespace(data=None)   # the card's training files, whatever --data says
     config = training_config(own_files, card, f"its training crystals are needed {why}")
-    missing = [path for path in config.data if not Path(path).exists()]
+    missing = [path for path in config.data if not resolve_data_file(path).exists()]
     if missing:
         raise ValueError(f"the training data {', '.join(missing)} is not here (it is needed {why})")
     _, train, _ = prepare_data(config)

@@ -26,10 +26,11 @@ import torch
 
 from pymatgen.core.periodic_table import Element
 
+from .augment import augment
 from .checkpoints import atomic_torch_save, load_card, read_checkpoint, save_checkpoint
 from .corruption import LatticeStats
 from .crystal import CrystalBatch
-from .data import concatenate, load_dataset, split_indices
+from .data import concatenate, load_dataset, repository_relative, split_indices
 from .device import resolve_device
 from .model import DenoiserConfig, count_parameters
 from .process import CrystalDiffusion, Normalization, ProcessConfig
@@ -55,6 +56,8 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 1e-3
     ema_decay: float = 0.999
+    weight_decay: float = 0.0           # > 0: AdamW with this decoupled decay
+    augment: float = 0.0                # probability of an equivalent cell per training crystal (augment.py)
     warmup_steps: int = 500             # lr ramp after resuming trained weights with a fresh optimizer
     drop_probability: float = 0.1
     space_group_drop: float | None = None   # None = drop_probability
@@ -192,7 +195,8 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
     torch.manual_seed(config.seed)
     model = build_model(config, train_crystals).to(device)
     ema = copy.deepcopy(model).eval()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = (torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+                 if config.weight_decay > 0 else torch.optim.Adam(model.parameters(), lr=config.lr))
     step, wall_before, history, segments = 0, 0.0, [], []
     warmup = None
     out = Path(config.out)
@@ -292,7 +296,10 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
                 permutation, cursor = order_rng.permutation(len(train_crystals)), 0
             indices = permutation[cursor:cursor + config.batch_size][rank::world]
             cursor += config.batch_size
-            batch = CrystalBatch.from_crystals([train_crystals[i] for i in indices], config.property_name).to(device)
+            chosen = [train_crystals[i] for i in indices]
+            if config.augment > 0:
+                chosen = [augment(c, order_rng, config.max_atoms, config.augment) for c in chosen]
+            batch = CrystalBatch.from_crystals(chosen, config.property_name).to(device)
             # through the DDP wrapper's forward (= loss) so that gradients are all-reduced
             terms = wrapped(batch, generator, config.drop_probability, config.space_group_drop)
             optimizer.zero_grad(set_to_none=True)
@@ -353,7 +360,7 @@ def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_cryst
         "description": {"csp": "crystal structure prediction: atom types given, lattice + coordinates generated",
                         "gen": "ab initio generation: atom types, lattice and coordinates generated"}[config.task],
         "command": command,
-        "data": [{"file": p, "sha256": s} for p, s in zip(config.data, dataset.sha256.split(","))],
+        "data": [{"file": repository_relative(p), "sha256": s} for p, s in zip(config.data, dataset.sha256.split(","))],
         "split": {"val_fraction": config.val_fraction, "seed": config.split_seed, "train": len(train_crystals),
                   "validation": len(val_crystals), "max_atoms": config.max_atoms},
         "conditions": {"property": config.property_name, "space_group": config.use_space_group},

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from diffusion import FormulaError
-from diffusion.data import REPO_ROOT, DatasetError, load_csv
+from diffusion.data import DatasetError, load_csv, resolve_data_file
 
 from .figures import distribution_figure
 from .generate import check_formula
@@ -48,8 +48,7 @@ def _data_files(entry: ModelEntry) -> tuple[str, ...]:
         name = item.get("file") if isinstance(item, dict) else item
         if not name:
             continue
-        path = Path(name)
-        path = path if path.is_absolute() else (REPO_ROOT / path).resolve()
+        path = resolve_data_file(name)
         if path.is_file():
             files.append(str(path))
     return tuple(files)

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from diffusion import SCHEDULE_NAMES, Crystal, CrystalError, ForwardSetup, forward_noise, make_schedule
-from diffusion.data import SHARED_DATA, DatasetError, load_csv
+from diffusion.data import DATA_DIR, DatasetError, available_dataset_files, load_csv
 
 from .equation_view import show_panels
 from .equations import forward_panels
@@ -27,10 +27,8 @@ ss = st.session_state
 
 
 def dataset_files() -> dict[str, Path]:
-    """The benchmark CSV files present next to the project (name -> path)."""
-    order = {"perov_5": 0, "mp_20": 1, "carbon_24": 2}
-    paths = sorted(Path(SHARED_DATA).glob("*/*.csv"), key=lambda p: (order.get(p.parent.name, 9), str(p)))
-    return {f"{path.parent.name}/{path.name}": path for path in paths}
+    """The dataset files in the repository's data/ folder (label -> path)."""
+    return available_dataset_files()
 
 
 @st.cache_resource(show_spinner="Reading the dataset (parsed once, then cached on disk)...", max_entries=4)
@@ -46,7 +44,7 @@ def _from_example() -> tuple[Crystal, str]:
 def _from_dataset() -> tuple[Crystal | None, str]:
     files = dataset_files()
     if not files:
-        st.error(f"No dataset files found under `{SHARED_DATA}`.")
+        st.error(f"No dataset files found under `{DATA_DIR}`: the repository's data/ folder is missing.")
         return None, ""
     name = st.selectbox("Dataset", list(files), key="fwd.dataset")
     try:

@@ -123,7 +123,7 @@ def pick_crystals() -> list[tuple[str, Crystal]]:
                                help="Crystals from the benchmark file, numbered as in the file.")
                 picked += [(f"{name} #{i + 1}", dataset.crystals[i]) for i in ss["train.entries"]]
         else:
-            st.caption("No dataset files found next to the project: use the examples or upload CIFs.")
+            st.caption("No dataset files in the repository's data/ folder: use the examples or upload CIFs.")
     with example_col:
         st.multiselect("Built-in examples", list(EXAMPLE_CRYSTALS), key="train.examples", format_func=EXAMPLE_CRYSTALS.get,
                        help="Textbook crystals (conventional cells).")

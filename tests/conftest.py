@@ -1,6 +1,7 @@
 """Shared fixtures: small real datasets and tiny trained checkpoints (seconds to build)."""
 from __future__ import annotations
 
+import gzip
 import os
 import sys
 from pathlib import Path
@@ -9,11 +10,10 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
-PEROV_CSV = SHARED / "perov_5" / "val.csv"
-CARBON_CSV = SHARED / "carbon_24" / "val.csv"
-MP20_CSV = SHARED / "mp_20" / "val.csv"
+DATA = ROOT / "data"
+PEROV_CSV = DATA / "perov_5" / "val.csv.gz"
+CARBON_CSV = DATA / "carbon_24" / "val.csv.gz"
+MP20_CSV = DATA / "mp_20" / "val.csv.gz"
 
 torch.set_num_threads(int(os.environ.get("CRYSTAL_TEST_THREADS", max(1, min(2, os.cpu_count() or 1)))))
 
@@ -24,7 +24,7 @@ def perov_rows(tmp_path_factory) -> Path:
     import csv
     csv.field_size_limit(sys.maxsize)
     out = tmp_path_factory.mktemp("data") / "perov_small.csv"
-    with open(PEROV_CSV, newline="") as src, open(out, "w", newline="") as dst:
+    with gzip.open(PEROV_CSV, "rt", newline="") as src, open(out, "w", newline="") as dst:
         reader = csv.reader(src)
         writer = csv.writer(dst)
         for i, row in enumerate(reader):

@@ -69,3 +69,31 @@ def test_space_group_cells_are_parsed_or_unknown():
     assert _parse_space_group("225") == 225 and _parse_space_group("136.0") == 136
     for bad in (None, "", "nan", "abc", "0", "231", "12.5", "-3"):
         assert _parse_space_group(bad) == 0
+
+
+def test_gzip_csv_reads_like_the_plain_file_with_the_same_hash(perov_rows, tmp_path, monkeypatch):
+    import gzip
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CACHE", str(tmp_path / "cache"))
+    packed = tmp_path / "perov_small.csv.gz"
+    packed.write_bytes(gzip.compress(perov_rows.read_bytes()))
+    plain, compressed = load_csv(perov_rows, use_cache=False), load_csv(packed, use_cache=False)
+    assert compressed.sha256 == plain.sha256, "a card's hash names the data, compressed or not"
+    assert [c.material_id for c in compressed.crystals] == [c.material_id for c in plain.crystals]
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(packed.read_bytes()[:200])
+    with pytest.raises(DatasetError, match="cannot be read"):
+        load_csv(broken)
+
+
+def test_shipped_data_match_the_hashes_the_cards_name():
+    import json
+    from pathlib import Path
+    from diffusion.data import DATA_DIR, file_sha256, resolve_data_file
+    cards = Path(__file__).resolve().parent.parent / "checkpoints"
+    named = {(d["file"], d["sha256"]) for card in cards.glob("*.json") for d in json.loads(card.read_text())["data"]}
+    assert named, "every shipped card names its training data"
+    for file, sha in named:
+        assert file.startswith("data/"), f"cards name repository-relative paths, not {file}"
+        assert file_sha256(resolve_data_file(file)) == sha
+    # a path written before the data moved into the repository still finds the file
+    assert resolve_data_file("/elsewhere/shared/data/mp_20/val.csv") == DATA_DIR / "mp_20" / "val.csv.gz"

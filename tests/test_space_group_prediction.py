@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import sys
 
@@ -67,7 +68,7 @@ def tiny_space_group_model(tmp_path_factory):
     csv.field_size_limit(sys.maxsize)
     folder = tmp_path_factory.mktemp("sg")
     rows = folder / "mp_small.csv"
-    with open(MP20_CSV, newline="") as src, open(rows, "w", newline="") as dst:
+    with gzip.open(MP20_CSV, "rt", newline="") as src, open(rows, "w", newline="") as dst:
         writer = csv.writer(dst)
         for i, row in enumerate(csv.reader(src)):
             if i > 60:
