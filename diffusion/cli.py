@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--from-csv", help="predict every row's structure from its composition")
     what.add_argument("--num-atoms", type=positive_int, help="atoms per cell (ab initio models)")
     what.add_argument("--random-num-atoms", action="store_true", help="draw atoms per cell from the training data (ab initio)")
+    s.add_argument("--formula-units", default=None, metavar="N|auto",
+                   help="with --composition: read it as a formula (TiO2 = Ti2O4) and build a cell of N formula units; "
+                        "auto: the number most common for this formula (else its family) in the training crystals")
     s.add_argument("--limit", type=positive_int, default=None, help="with --from-csv: first N rows")
     s.add_argument("--num-samples", type=positive_int, default=1)
     s.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default="ddpm")

@@ -116,6 +116,35 @@ def _templates(args, model, atoms, groups) -> list:
     return [found[key] for key in keys]
 
 
+def _cell_of_formula_units(args, model, numbers: tuple[int, ...]) -> tuple[int, ...]:
+    """The cell's atoms for --formula-units N, or the training crystals' proposal for 'auto'."""
+    from .formula_units import cell_atoms, formula_text, reduced_formula
+
+    formula, _ = reduced_formula(numbers)
+    if args.formula_units == "auto":
+        from .checkpoints import load_card, resolve
+        from .evaluation import training_formula_units
+        try:
+            advisor = training_formula_units(load_card(resolve(args.checkpoint)))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot propose formula units: {error}") from None
+        proposal = advisor.propose(numbers, model.normalization.max_atoms)
+        print(f"cell {proposal.describe()}", file=sys.stderr)
+        units = proposal.units
+    else:
+        try:
+            units = int(args.formula_units)
+        except ValueError:
+            raise ValueError(f"--formula-units must be a whole number or 'auto', got '{args.formula_units}'") from None
+        if units < 1:
+            raise ValueError(f"--formula-units must be at least 1, got {units}")
+    cell = cell_atoms(formula, units)
+    if len(cell) > model.normalization.max_atoms:
+        raise ValueError(f"{formula_text(formula, units)} has {len(cell)} atoms, more than this model's "
+                         f"{model.normalization.max_atoms}")
+    return tuple(cell)
+
+
 def run_sample(args, command: str) -> int:
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device)
@@ -142,6 +171,8 @@ def run_sample(args, command: str) -> int:
         if model.process.task != "csp":
             raise ValueError("this is an ab initio model: use --num-atoms instead of --composition")
         numbers = tuple(check_composition(model, args.composition))
+        if args.formula_units is not None:
+            numbers = _cell_of_formula_units(args, model, numbers)
         atoms = [numbers] * args.num_samples
         names = [f"sample_{i:03d}" for i in range(args.num_samples)]
         seeds = [args.seed + i for i in range(args.num_samples)]

@@ -13,6 +13,7 @@ from .checkpoints import load_card, load_model, resolve, save_checkpoint, read_c
 from .data import cache_dir, load_dataset, resolve_data_file
 from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, score_generation
 from .device import resolve_device
+from .formula_units import FormulaUnitsAdvisor
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
 from .sampling import SampleRequest, SamplingConfig, resolved_step_lr, sample
 from .space_group_prediction import SpaceGroupPredictor
@@ -145,6 +146,11 @@ def _training_crystals(card: dict, why: str) -> list:
 def training_space_group_predictor(card: dict) -> SpaceGroupPredictor:
     """The space-group vote over a checkpoint's own training split."""
     return SpaceGroupPredictor(_training_crystals(card, "to predict space groups"))
+
+
+def training_formula_units(card: dict) -> FormulaUnitsAdvisor:
+    """Formula-unit statistics of a checkpoint's own training split."""
+    return FormulaUnitsAdvisor(_training_crystals(card, "to propose formula units"))
 
 
 def training_template_library(card: dict) -> TemplateLibrary:

@@ -34,6 +34,7 @@ from .equation_view import show_panels
 from .equations import DEFAULT_STEP_LR, reverse_panels
 from .examples import GENERATE_EXAMPLES, GenerateExample
 from .figures import diagnostics_figure
+from .formula_units_field import formula_units_button
 from .models import (ModelEntry, ModelInfo, default_model, find_template, get_model, model_entry, precision_help,
                      sample_trajectory, try_model_info)
 from .numbers import describe
@@ -155,6 +156,14 @@ def _on_sampler_change(models: list[ModelEntry]) -> None:
 
 # ---------------------------------------------------------------- one-click examples
 
+def typed_atoms(text: str) -> list[int] | None:
+    """The atoms of a formula that parses (whatever the model), else None."""
+    try:
+        return parse_formula(text, max_atoms=MAX_ATOMS)
+    except FormulaError:
+        return None
+
+
 def check_formula(info: ModelInfo, text: str) -> list[int]:
     """Atomic numbers of a composition this model can make; ``FormulaError`` says why not.
 
@@ -249,6 +258,9 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
             except FormulaError as exc:
                 st.error(f"Composition: {exc}.", icon=":material/error:")
                 problems.append(f"composition: {exc}")
+            typed = typed_atoms(ss["gen.composition"])
+            if typed:  # offered for a cell that is too big, too: the proposal may fix it
+                formula_units_button(entry, "gen", "gen.composition", typed, info.max_atoms)
         else:
             st.number_input("Number of atoms", min_value=1, max_value=info.max_atoms, step=1, key="gen.num_atoms",
                             help="Ab initio generation: the model chooses the elements as well as the structure.")

@@ -208,6 +208,22 @@ def _template_library(path: str, version: int):
     return training_template_library(load_card(Path(path)))
 
 
+@st.cache_resource(max_entries=4, show_spinner="Reading the model's training crystals...")
+def _formula_units_advisor(path: str, version: int):
+    from diffusion.checkpoints import load_card
+    from diffusion.evaluation import training_formula_units
+
+    return training_formula_units(load_card(Path(path)))
+
+
+def suggest_formula_units(entry: ModelEntry, atomic_numbers, max_atoms: int) -> tuple[object | None, str | None]:
+    """(the training crystals' formula-units proposal, None) or (None, why there is none)."""
+    try:
+        return _formula_units_advisor(entry.path, entry.version).propose(list(atomic_numbers), max_atoms), None
+    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        return None, f"no proposal: {exc}"
+
+
 def find_template(entry: ModelEntry, atomic_numbers, space_group: int | None = None) -> tuple[object | None, str | None]:
     """(the template for this composition, in this group when given, None) or (None, why there is none)."""
     try:
