@@ -11,7 +11,7 @@ each model card (same files, fraction and seed as training).
 With --templates also the template-based rows (composition only): the chemically nearest training
 crystal of the same prototype with the query's elements, as it is (t0 = 0) and as the starting point
 of the reverse process noised to --template-step (with the predicted group where the model takes one).
-The mp_20 figures of the README: --checkpoints mp_20 --sampler pc --steps 100 --guidance 2 --precision bfloat16
+The mp_20 figures of docs/experiments.md#mp_20-and-the-34-target: --checkpoints mp_20 --sampler pc --steps 100 --guidance 2 --precision bfloat16
 (pc with the checkpoint's own corrector step size, chosen by benchmarks/corrector_step.py), and the earlier
 DDIM rows with --sampler ddim --steps 100 --guidance 2 --templates.
 """

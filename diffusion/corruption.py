@@ -1,7 +1,7 @@
 """Forward processes q(x_t | x_0): one per field of the crystal (lattice, coordinates, types).
 
 Lattice. A cell is diffused in a normalized, orientation-free latent so that every
-intermediate cell is a physically sized, non-degenerate box (DESIGN.md section 3):
+intermediate cell is a physically sized, non-degenerate box (docs/architecture.md#lattice):
 
     S   = (L L^T)^(1/2)                symmetric cell with the same lengths/angles as L
     S~  = S / (c N^(1/3))              c^3 = mean volume per atom of the data

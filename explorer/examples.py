@@ -69,7 +69,7 @@ class GenerateExample:
     as in MP-20); space_group is used when the model was trained with that condition;
     prefer lists model names to try first; sampler and steps are the run's (at most the
     model's T): predictor-corrector by default, which keeps the asked symmetry far more often
-    than DDIM (README, Textbook crystals).
+    than DDIM (docs/experiments.md#textbook-crystals).
     """
 
     key: str
@@ -83,10 +83,10 @@ class GenerateExample:
 
 
 GENERATE_EXAMPLES: tuple[GenerateExample, ...] = (
-    # SrTiO3 from mp_20 with group 221: 32 of 32 seeds give the cubic perovskite, against 8 and 15 of 32 from
-    # perov_5 / perov_5_small, which mostly put Sr on the octahedral site (README, Textbook crystals).
-    # All run predictor-corrector, 100 steps: with mp_20 and seeds 0-7, spglib finds the asked group in 7 of 8
-    # rutile (136) and 5 of 8 anatase (141) samples, against 0 of 8 each with DDIM 100 (tests/test_checkpoints.py)
+    # SrTiO3 from mp_20 with group 221: the perovskite-only models mostly put Sr on the octahedral site
+    # (measured in docs/experiments.md#textbook-crystals).
+    # All run predictor-corrector, 100 steps: with mp_20 spglib finds the asked TiO2 group far more often than with
+    # DDIM 100 (tests/test_checkpoints.py; docs/experiments.md#textbook-crystals)
     GenerateExample("srtio3", "SrTiO3", "SrTiO3", 221, ("mp_20", "perov_5"), "cubic perovskite, 5 atoms"),
     GenerateExample("nacl", "NaCl", "NaCl", 225, ("mp_20",), "rock salt, primitive cell of 2 atoms"),
     GenerateExample("gaas", "GaAs", "GaAs", 216, ("mp_20",), "zinc blende, 2 atoms"),

@@ -43,8 +43,8 @@ class ModelEntry:
         return f"{self.name} ({task})"
 
 
-# The model Generate and Compare start with: mp_20 first, since from their default formula SrTiO3 it reproduces the
-# perovskite in 17 of 32 seeds (and from seed 0 with DDPM and DDIM), perov_5 in 8 (README, Textbook crystals).
+# The model Generate and Compare start with: mp_20 first, since it reproduces their default formula SrTiO3 as the
+# real perovskite far more often than perov_5 (docs/experiments.md#textbook-crystals).
 DEFAULT_MODELS = ("mp_20", "perov_5")
 
 

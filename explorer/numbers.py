@@ -2,7 +2,7 @@
 
 Pure pymatgen (no Streamlit). Space groups are found with spglib through pymatgen's
 ``SpacegroupAnalyzer`` at ``symprec = 0.1`` angstrom, the tolerance used to score
-space-group conditioning (DESIGN.md, section 5).
+space-group conditioning (docs/architecture.md#conditioning).
 """
 from __future__ import annotations
 

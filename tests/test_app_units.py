@@ -140,7 +140,7 @@ def test_batch_metrics(monkeypatch):
 
 
 def test_generate_and_compare_start_with_mp_20_where_it_is_offered():
-    """The default formula is SrTiO3, which mp_20 makes from seed 0 and perov_5 mostly does not (README)."""
+    """The default formula is SrTiO3, which mp_20 makes from seed 0 and perov_5 mostly does not (docs/experiments.md#textbook-crystals)."""
     from explorer import compare, generate
     from explorer.models import ModelEntry
 

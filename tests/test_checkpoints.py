@@ -207,7 +207,7 @@ def test_shipped_perovskite_models_still_match_validation_crystals(name):
 
 def test_srtio3_example_uses_the_model_that_makes_it():
     """The one-click SrTiO3 example picks mp_20 with group 221, which makes the cubic perovskite from any seed
-    (the perovskite-only models put Sr on the octahedral site in most samples: README, Textbook crystals)."""
+    (the perovskite-only models put Sr on the octahedral site in most samples: docs/experiments.md#textbook-crystals)."""
     from diffusion import generate
     from diffusion.textbook import score_against_textbook, textbook_crystal
     from explorer.examples import GENERATE_EXAMPLES
@@ -225,7 +225,7 @@ def test_srtio3_example_uses_the_model_that_makes_it():
 def test_polymorph_examples_come_out_in_the_asked_group(key, name):
     """The TiO2 one-click examples run mp_20 with the example's sampler (predictor-corrector, 100 steps): spglib
     then finds the asked group (136 rutile, 141 anatase) in most seeds (seeds 0-3: 3 of 4 each; DDIM 100 finds
-    it in none, README Textbook crystals), and the samples match the experimental polymorph."""
+    it in none, docs/experiments.md#textbook-crystals), and the samples match the experimental polymorph."""
     from diffusion import generate
     from diffusion.textbook import score_against_textbook, textbook_crystal
     from explorer.examples import GENERATE_EXAMPLES
