@@ -91,8 +91,8 @@ def precision_help() -> str:
     """The help of the "Network precision" choice (Generate and Batch), saying whether this machine has native bfloat16."""
     native = "has" if fast_bfloat16(app_device()) else "does NOT have"
     return ("bfloat16 runs the network's matrix products at half precision (the state, the schedule and the sums "
-            "stay float32): on a CPU with AVX512-BF16 about 20% faster for one 20-atom cell and twice as fast for "
-            "batches, with the same match rate on the validation splits; structures differ in the last digits. "
+            "stay float32): faster on CPUs with AVX512-BF16 and on GPUs, with the same match rate on the validation "
+            "splits (docs/performance.md); structures differ in the last digits. "
             f"This machine {native} native bfloat16 products.")
 
 
