@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from diffusion.checkpoints import resolve, set_corrector_step_lr  # noqa: E402
 from diffusion.cli import build_parser  # noqa: E402
-from diffusion.evaluation import evaluate_checkpoint  # noqa: E402
+from diffusion.evaluation import EvaluationConfig, evaluate_checkpoint  # noqa: E402
 from diffusion.precision import PRECISIONS  # noqa: E402
 from diffusion.sampling import check_step_lr  # noqa: E402
 
@@ -66,7 +66,8 @@ def main() -> None:
     for sampler, value in runs:
         argv = ["evaluate", *common, "--sampler", sampler] + (["--step-lr", f"{value:g}"] if value else [])
         argv += ["--update-card"] if args.apply else []
-        result = evaluate_checkpoint(build_parser().parse_args(argv), "python -m diffusion " + " ".join(argv))
+        config = EvaluationConfig.from_args(build_parser().parse_args(argv))
+        result = evaluate_checkpoint(config, "python -m diffusion " + " ".join(argv))
         m = result["metrics"]
         fmt = lambda v, spec: "n/a" if v is None else format(v, spec)
         print(f"| {sampler} | {value or '-'} | {fmt(m['match_rate'], '.1%')} | {fmt(m['rmse'], '.4f')} | "

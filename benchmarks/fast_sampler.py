@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from diffusion.cli import build_parser  # noqa: E402
-from diffusion.evaluation import evaluate_checkpoint  # noqa: E402
+from diffusion.evaluation import EvaluationConfig, evaluate_checkpoint  # noqa: E402
 from diffusion.precision import PRECISIONS  # noqa: E402
 
 SETTINGS = [("ddpm", None), ("pc", None), ("ddim", 200), ("ddim", 100), ("ddim", 50), ("ddim", 20), ("ddpm", 100)]
@@ -50,7 +50,8 @@ def main() -> None:
                 "--device", args.device, "--precision", args.precision]
         if steps:
             argv += ["--steps", str(steps)]
-        result = evaluate_checkpoint(build_parser().parse_args(argv), "python -m diffusion " + " ".join(argv))
+        config = EvaluationConfig.from_args(build_parser().parse_args(argv))
+        result = evaluate_checkpoint(config, "python -m diffusion " + " ".join(argv))
         m = result["metrics"]
         evaluations = result["steps"] * (2 if sampler == "pc" else 1)
         fmt = lambda v, spec: "n/a" if v is None else format(v, spec)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from diffusion.checkpoints import list_checkpoints  # noqa: E402
 from diffusion.cli import build_parser  # noqa: E402
-from diffusion.evaluation import evaluate_checkpoint  # noqa: E402
+from diffusion.evaluation import EvaluationConfig, evaluate_checkpoint  # noqa: E402
 from diffusion.precision import PRECISIONS  # noqa: E402
 
 
@@ -69,7 +69,8 @@ def main() -> None:
             if args.update_cards:
                 argv.append("--update-card")
             start = time.time()
-            r = evaluate_checkpoint(build_parser().parse_args(argv), "python -m diffusion " + " ".join(argv))
+            config = EvaluationConfig.from_args(build_parser().parse_args(argv))
+            r = evaluate_checkpoint(config, "python -m diffusion " + " ".join(argv))
             m = r["metrics"]
             pct = lambda v: "n/a" if v is None else f"{v:.1%}"
             rmse = "n/a" if m["rmse"] is None else f"{m['rmse']:.4f}"

@@ -12,6 +12,7 @@ from .formula import FormulaError, parse_formula
 from .process import CrystalDiffusion
 from .sampling import SampleRequest, SamplingConfig, ProgressCallback, sample
 from .schedules import make_schedule
+from .tolerances import NO_SPACE_GROUP_CONDITION
 from .trajectory import Trajectory
 
 MAX_ATOMS = 100
@@ -19,10 +20,9 @@ MAX_SAMPLES = 1024
 MAX_SPACE_GROUP = 230
 
 
-def check_composition(model: CrystalDiffusion, formula: str) -> list[int]:
-    """Atomic numbers of a formula the model can make; ``FormulaError`` says why not."""
-    numbers = parse_formula(formula, max_atoms=MAX_ATOMS)
-    known = set(model.normalization.elements)
+def check_elements(numbers: list[int], elements) -> list[int]:
+    """``numbers`` when every element is among a model's ``elements`` (empty = any); ``FormulaError`` says which is not."""
+    known = set(elements)
     unknown = sorted({z for z in numbers if known and z not in known})
     if unknown:
         names = ", ".join(Element.from_Z(z).symbol for z in unknown)
@@ -30,11 +30,16 @@ def check_composition(model: CrystalDiffusion, formula: str) -> list[int]:
     return numbers
 
 
+def check_composition(model: CrystalDiffusion, formula: str) -> list[int]:
+    """Atomic numbers of a formula the model can make; ``FormulaError`` says why not."""
+    return check_elements(parse_formula(formula, max_atoms=MAX_ATOMS), model.normalization.elements)
+
+
 def check_space_group(model: CrystalDiffusion, space_group: int | None) -> None:
     if space_group is None:
         return
     if not model.model_config.use_space_group:
-        raise ValueError("this model was not trained with a space-group condition")
+        raise ValueError(NO_SPACE_GROUP_CONDITION)
     if not 1 <= int(space_group) <= MAX_SPACE_GROUP:
         raise ValueError(f"space group must be between 1 and {MAX_SPACE_GROUP}, got {space_group}")
 
@@ -134,3 +139,52 @@ def forward_noise(crystal: Crystal, t: int, setup: ForwardSetup = ForwardSetup()
     lattice = symmetric_t @ rotation
     frac = q_sample_coords(crystal.frac_coords.double(), schedule.sigma[int(t)].double(), eps_coords)
     return crystal.replace(lattice=lattice, frac_coords=frac)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The app's door: everything `explorer/` and `pages/` use from the core, re-exported here so that the UI
+# imports `diffusion.api` and nothing deeper (tests/test_layers.py checks it).
+from .checkpoints import (CheckpointError, CheckpointInfo, checkpoint_folder, headline_metrics,  # noqa: E402
+                          list_checkpoints, load_card, load_model, read_checkpoint, training_summary)
+from .crystal import CrystalError  # noqa: E402
+from .data import DATA_DIR, DatasetError, available_dataset_files, load_csv, resolve_data_file  # noqa: E402
+from .device import describe_device, resolve_device  # noqa: E402
+from .evaluation import (training_formula_units, training_space_group_predictor,  # noqa: E402
+                         training_template_library)
+from .formula_units import formula_text  # noqa: E402
+from .live import (MAX_LIVE_ATOMS, MAX_LIVE_CRYSTALS, MAX_LIVE_SECONDS, MAX_LIVE_STEPS, LiveConfig,  # noqa: E402
+                   LiveTrainer, composition_text, noise_prediction)
+from .metrics import (compositional_validity, csp_matcher, match_rms, space_group_number,  # noqa: E402
+                      structural_validity)
+from .precision import fast_bfloat16  # noqa: E402
+from .process import ProcessConfig  # noqa: E402
+from .relax import (DEFAULT_MAX_STEPS, HARD_MAX_STEPS, MATCHER_TOLERANCES, MAX_BATCH_RELAX, Potential,  # noqa: E402
+                    PotentialUnavailable, RelaxError, RelaxResult, StabilityResult, energies_along, load_potential,
+                    relax, relax_batch)
+from .render import MAX_FRAMES, MAX_STRIP_PANELS, evenly_spaced_steps, render_gif, render_strip  # noqa: E402
+from .samplers import (Coefficients, DDIMCoefficients, DDPMCoefficients, PCCoefficients,  # noqa: E402
+                       ScheduleValues, make_sampler)
+from .sampling import step_grid  # noqa: E402
+from .schedules import SCHEDULE_NAMES  # noqa: E402
+from .space_group_prediction import NO_PROTOTYPE_MATCH  # noqa: E402
+from .templates import NO_TEMPLATE  # noqa: E402
+from .tolerances import CSP_MATCHER_TOLERANCES, SYMPREC, VALID_MIN_DISTANCE  # noqa: E402
+
+__all__ = [
+    'available_dataset_files', 'check_composition', 'check_elements', 'check_space_group', 'checkpoint_folder',
+    'CheckpointError', 'CheckpointInfo', 'compositional_validity', 'csp_matcher', 'CSP_MATCHER_TOLERANCES', 'space_group_number',
+    'structural_validity', 'Coefficients', 'composition_text', 'Crystal', 'CrystalDiffusion',
+    'CrystalError', 'DATA_DIR', 'DatasetError', 'DDIMCoefficients', 'DDPMCoefficients', 'DEFAULT_MAX_STEPS',
+    'describe_device', 'energies_along', 'evenly_spaced_steps', 'fast_bfloat16', 'formula_text', 'FormulaError',
+    'forward_noise', 'ForwardSetup', 'generate', 'HARD_MAX_STEPS', 'headline_metrics', 'latent_to_lattice',
+    'lattice_to_latent', 'LatticeStats', 'list_checkpoints', 'LiveConfig', 'LiveTrainer', 'load_card', 'load_csv',
+    'load_model', 'load_potential', 'make_sampler', 'make_schedule', 'match_rms', 'MATCHER_TOLERANCES', 'MAX_ATOMS',
+    'MAX_BATCH_RELAX', 'MAX_FRAMES', 'MAX_LIVE_ATOMS', 'MAX_LIVE_CRYSTALS', 'MAX_LIVE_SECONDS', 'MAX_LIVE_STEPS',
+    'MAX_SAMPLES', 'MAX_SPACE_GROUP', 'MAX_STRIP_PANELS', 'NO_PROTOTYPE_MATCH', 'NO_SPACE_GROUP_CONDITION',
+    'NO_TEMPLATE', 'noise_prediction', 'parse_formula', 'PCCoefficients', 'Potential', 'PotentialUnavailable',
+    'ProcessConfig', 'ProgressCallback', 'q_sample', 'q_sample_coords', 'read_checkpoint', 'relax', 'relax_batch',
+    'RelaxError', 'RelaxResult', 'render_gif', 'render_strip', 'resolve_data_file', 'resolve_device', 'sample',
+    'sample_num_atoms', 'SampleRequest', 'SamplingConfig', 'SCHEDULE_NAMES', 'ScheduleValues', 'StabilityResult',
+    'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',
+    'training_template_library', 'Trajectory', 'VALID_MIN_DISTANCE'
+]

@@ -180,6 +180,21 @@ def _step_lr_lines(card: dict) -> list[str]:
             f"{choice.get('at_step')} by `{choice.get('command')}` (step size: match rate; {rows})"]
 
 
+def _recommended_lines(card: dict) -> list[str]:
+    """The recommended composition-only setting (and the best from noise), when a benchmark chose one."""
+    from .recommended import recommended
+
+    best, noise = recommended(card), recommended(card, "noise")
+    if best is None:
+        return []
+    lines = [f"- recommended setting (what `sample`, `evaluate` and the app use by default): {best.describe()} "
+             f"(`{best.key}`)"]
+    if noise is not None and noise.key != best.key:
+        lines.append(f"- with `--start noise`: {noise.describe()} (`{noise.key}`)")
+    command = (card.get("recommended") or {}).get("command")
+    return lines + ([f"- chosen by `{command}` from the validation rows below"] if command else [])
+
+
 def card_markdown(card: dict) -> str:
     """The model card as Markdown for people (the JSON beside it is the machine-readable source)."""
     split = card.get("split", {})
@@ -194,7 +209,7 @@ def card_markdown(card: dict) -> str:
              f"{card.get('wall_seconds')} s wall time on {hardware_summary(card)}",
              *[f"- steps {seg.get('from_step')}-{seg.get('to_step')}: `{seg.get('command')}`"
                for seg in card.get("segments") or [] if len(card.get("segments")) > 1],
-             *_step_lr_lines(card), "",
+             *_step_lr_lines(card), *_recommended_lines(card), "",
              "## Validation metrics", ""]
     metrics = card.get("metrics") or {}
     if not metrics:

@@ -21,24 +21,22 @@ KNOWN_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryErro
                 DatasetError, FormulaError)
 
 
-def positive_int(text: str) -> int:
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole_number(text, 1)
 
 
 def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+    return _whole_number(text, 0)
 
 
 def finite_float(text: str) -> float:
@@ -67,7 +65,10 @@ class _Parser(argparse.ArgumentParser):
 PRECISION_HELP = ("bfloat16: the network's matrix products in bfloat16, faster on CPUs with AVX512-BF16 and on "
                   "GPUs; the state, schedule and sums stay float32 (default float32)")
 STEP_LR_HELP = ("the pc sampler's Langevin corrector step size (default: the model's own, chosen on its "
-                "validation split: 5e-6 for mp_20, 5e-7 otherwise)")
+                "validation split; see its card)")
+DEFAULT_HELP = " (default: the model card's recommended setting, else {})"
+START_HELP = ("noise: the positions come from noise (the card's best such setting); template: start from the "
+              "nearest known crystal (default: whichever the card recommends)")
 TEMPLATE_HELP = ("start from a template instead of noise (composition only): the chemically nearest training "
                  "crystal with the same atom counts, its elements replaced by yours, noised to step T0 "
                  "(0 = the template itself, T = forget it); compositions without one start from noise")
@@ -125,15 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "auto: the number most common for this formula (else its family) in the training crystals")
     s.add_argument("--limit", type=positive_int, default=None, help="with --from-csv: first N rows")
     s.add_argument("--num-samples", type=positive_int, default=1)
-    s.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default="ddpm")
-    s.add_argument("--steps", type=positive_int, default=None, help="network evaluations (default: all T)")
+    s.add_argument("--start", choices=("noise", "template"), default=None, help=START_HELP)
+    s.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default=None, help=DEFAULT_HELP.format("ddpm"))
+    s.add_argument("--steps", type=positive_int, default=None, help="network evaluations" + DEFAULT_HELP.format("all T"))
     s.add_argument("--step-lr", type=finite_float, default=None, help=STEP_LR_HELP)
     s.add_argument("--seed", type=nonnegative_int, default=0)
     s.add_argument("--space-group", default=None,
                    help="1-230; 'csv' to take each row's spacegroup.number; 'predicted' for the group voted by "
-                        "the model's training crystals of the same prototype (composition only)")
+                        "the model's training crystals of the same prototype (composition only); 'none'"
+                        + DEFAULT_HELP.format("none"))
     s.add_argument("--property", dest="prop", type=finite_float, default=None, help="target property value")
-    s.add_argument("--guidance", type=finite_float, default=0.0, help="classifier-free guidance weight w")
+    s.add_argument("--guidance", type=finite_float, default=None,
+                   help="classifier-free guidance weight w" + DEFAULT_HELP.format("0"))
     s.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0", help=TEMPLATE_HELP)
     s.add_argument("--batch-size", type=positive_int, default=64, help="crystals per sampling batch")
     s.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
@@ -150,13 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'val': the checkpoint's own validation split of --data; 'all': every row")
     e.add_argument("--limit", type=positive_int, default=None)
     e.add_argument("--num-samples", type=positive_int, default=1, help="samples per structure (k for best-of-k)")
-    e.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default="ddpm")
-    e.add_argument("--steps", type=positive_int, default=None)
+    e.add_argument("--start", choices=("noise", "template"), default=None, help=START_HELP)
+    e.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default=None, help=DEFAULT_HELP.format("ddpm"))
+    e.add_argument("--steps", type=positive_int, default=None, help=DEFAULT_HELP.format("all T").strip(" ()"))
     e.add_argument("--step-lr", type=finite_float, default=None, help=STEP_LR_HELP)
-    e.add_argument("--space-group", choices=("none", "csv", "predicted"), default="none",
+    e.add_argument("--space-group", choices=("none", "csv", "predicted"), default=None,
                    help="none: composition only; csv: each crystal's true group; predicted: composition only, "
-                        "with the group voted by the training crystals of the same prototype")
-    e.add_argument("--guidance", type=finite_float, default=0.0)
+                        "with the group voted by the training crystals of the same prototype"
+                        + DEFAULT_HELP.format("none"))
+    e.add_argument("--guidance", type=finite_float, default=None, help=DEFAULT_HELP.format("0").strip(" ()"))
     e.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0",
                    help=TEMPLATE_HELP)
     e.add_argument("--seed", type=nonnegative_int, default=0)

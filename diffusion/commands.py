@@ -1,6 +1,7 @@
 """What each CLI subcommand does (argument parsing lives in cli.py)."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from .device import resolve_device
 from .sampling import SampleRequest, SamplingConfig, sample
 from .space_group_prediction import NO_PROTOTYPE_MATCH
 from .templates import NO_TEMPLATE, PlacedSample, sample_from_templates
+from .tolerances import NO_SPACE_GROUP_CONDITION
 
 
 def run_train(args, command: str) -> int:
@@ -145,9 +147,27 @@ def _cell_of_formula_units(args, model, numbers: tuple[int, ...]) -> tuple[int, 
     return tuple(cell)
 
 
+def with_setting(args, model) -> argparse.Namespace:
+    """``args`` with the sampling flags the user left out filled from the model card's recommendation."""
+    from .checkpoints import load_card, resolve
+    from .recommended import resolve_sampling_args
+
+    card = load_card(resolve(args.checkpoint)) if model.process.task == "csp" else {}
+    setting = resolve_sampling_args(args, card)
+    if card.get("recommended") and setting.key:
+        print(f"setting: the card's recommendation: {setting.describe()}", file=sys.stderr)
+    space_group = args.space_group if args.space_group is not None else setting.space_group
+    return argparse.Namespace(**{**vars(args), "sampler": setting.sampler, "steps": setting.steps,
+                                 "guidance": setting.guidance, "template_step": setting.template_step,
+                                 "step_lr": setting.step_lr, "space_group": space_group})
+
+
 def run_sample(args, command: str) -> int:
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device)
+    args = with_setting(args, model)
+    if args.space_group == "none":
+        args.space_group = None
     config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
                             record="all" if args.trajectory else "final", precision=args.precision)
     config.validate(model.num_steps)
@@ -187,7 +207,7 @@ def run_sample(args, command: str) -> int:
         names = [f"sample_{i:03d}" for i in range(args.num_samples)]
         seeds = [args.seed + i for i in range(args.num_samples)]
     if args.space_group is not None and not model.model_config.use_space_group:
-        raise ValueError("this model was not trained with a space-group condition")
+        raise ValueError(NO_SPACE_GROUP_CONDITION)
     groups = _space_groups(args, rows, atoms)
     for g in set(groups or []) - {0}:
         check_space_group(model, g)
@@ -224,9 +244,9 @@ def run_sample(args, command: str) -> int:
 
 
 def run_evaluate(args, command: str) -> int:
-    from .evaluation import evaluate_checkpoint
+    from .evaluation import EvaluationConfig, evaluate_checkpoint
 
-    results = evaluate_checkpoint(args, command)
+    results = evaluate_checkpoint(EvaluationConfig.from_args(args), command)   # fills unset flags from the card
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

@@ -1,55 +1,108 @@
 """``python -m diffusion evaluate``: sample a checkpoint's validation split and score it."""
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .checkpoints import load_card, load_model, resolve, save_checkpoint, read_checkpoint, model_from_dict
 from .data import cache_dir, load_dataset, resolve_data_file
-from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, score_generation
 from .device import resolve_device
+from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, score_generation
 from .formula_units import FormulaUnitsAdvisor
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
+from .recommended import resolve_sampling_args
 from .sampling import SampleRequest, SamplingConfig, resolved_step_lr, sample
 from .space_group_prediction import SpaceGroupPredictor
 from .templates import TemplateLibrary, sample_from_templates
+from .tolerances import NO_SPACE_GROUP_CONDITION
 from .train import TrainConfig, prepare_data
 
 
-def training_config(args, card: dict, otherwise: str) -> TrainConfig:
-    """The checkpoint's training config from its card (with --data replacing the files when given)."""
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What ``evaluate`` scores and how (the CLI's flags, typed; see docs/cli.md#evaluate).
+
+    data: files replacing the card's (None = the checkpoint's own); split: "val" (the card's validation split)
+    or "all" (every row of ``data``); space_group: "none", "csv" (true group) or "predicted" (the vote);
+    template_step: start from a template noised to this step (None = from noise); cutoffs: coverage cutoffs
+    (structure, composition) for ab initio models (None = CDVAE's for the dataset). Sampling fields left None
+    (sampler, space_group, guidance, ...) come from the card's recommended setting (``with_setting``).
+    """
+
+    checkpoint: str
+    data: tuple[str, ...] | None = None
+    split: str = "val"
+    limit: int | None = None
+    num_samples: int = 1
+    sampler: str | None = None
+    steps: int | None = None
+    step_lr: float | None = None
+    space_group: str | None = None
+    guidance: float | None = None
+    template_step: int | None = None
+    start: str | None = None
+    seed: int = 0
+    batch_size: int = 128
+    precision: str = "float32"
+    device: str = "auto"
+    update_card: bool = False
+    num_generated: int = 500
+    cutoffs: tuple[float, float] | None = None
+    novelty: bool = True
+
+    @classmethod
+    def from_args(cls, args) -> "EvaluationConfig":
+        """From the parsed ``evaluate`` command line (extra attributes such as --json are ignored)."""
+        values = {name: getattr(args, name) for name in cls.__dataclass_fields__ if hasattr(args, name)}
+        for name in ("data", "cutoffs"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+
+def with_setting(config: EvaluationConfig, card: dict) -> EvaluationConfig:
+    """``config`` with the sampling fields left None filled from the card's recommendation (else the defaults)."""
+    setting = resolve_sampling_args(config, card)
+    return replace(config, sampler=setting.sampler, steps=setting.steps, guidance=setting.guidance,
+                   template_step=setting.template_step, step_lr=setting.step_lr,
+                   space_group=config.space_group or setting.space_group)
+
+
+def training_config(card: dict, otherwise: str, data: tuple[str, ...] | None = None) -> TrainConfig:
+    """The checkpoint's training config from its card (``data`` replacing its files when given)."""
     saved = card.get("train_config")
     if not saved:
         raise ValueError(f"this checkpoint's card has no training config; {otherwise}")
     fields = TrainConfig.__dataclass_fields__
     config = TrainConfig(**{k: (tuple(v) if k == "data" else v) for k, v in saved.items() if k in fields})
-    if args.data:
-        config = TrainConfig(**{**config.__dict__, "data": tuple(args.data)})
+    if data:
+        config = replace(config, data=tuple(data))
     return config
 
 
-def reference_crystals(args, card: dict):
+def reference_crystals(args: EvaluationConfig, card: dict):
     """The checkpoint's own validation split (rebuilt from its card), or every row of --data."""
     if args.split == "val":
-        _, _, val = prepare_data(training_config(args, card, "use --split all with --data"))
+        _, _, val = prepare_data(training_config(card, "use --split all with --data", args.data))
         return val
     if not args.data:
         raise ValueError("--split all needs --data")
     return [c for path in args.data for c in load_dataset(path).crystals]
 
 
-def evaluate_checkpoint(args, command: str) -> dict:
+def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
     from tqdm import tqdm
 
     path = resolve(args.checkpoint)
     device = resolve_device(args.device)
     model = load_model(path, device)
     card = load_card(path)
+    args = with_setting(args, card if model.process.task == "csp" else {})
     if model.process.task == "gen":
         if args.template_step is not None:
             raise ValueError("--template-step needs a structure-prediction (csp) model: ab initio models choose "
@@ -59,7 +112,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
     known = set(model.normalization.elements)
     crystals = [c for c in crystals if c.num_atoms <= 100 and set(c.atomic_numbers.tolist()) <= known][: args.limit]
     if args.space_group != "none" and not model.model_config.use_space_group:
-        raise ValueError("this model was not trained with a space-group condition")
+        raise ValueError(NO_SPACE_GROUP_CONDITION)
     requested = [c.space_group if args.space_group == "csv" else 0 for c in crystals]
     predicted = None
     if args.space_group == "predicted":
@@ -134,8 +187,7 @@ def evaluate_checkpoint(args, command: str) -> dict:
 
 def _training_crystals(card: dict, why: str) -> list:
     """A checkpoint's own training split, rebuilt from the files its card names."""
-    own_files = argparse.Namespace(data=None)   # the card's training files, whatever --data says
-    config = training_config(own_files, card, f"its training crystals are needed {why}")
+    config = training_config(card, f"its training crystals are needed {why}")   # the card's own files
     missing = [path for path in config.data if not resolve_data_file(path).exists()]
     if missing:
         raise ValueError(f"the training data {', '.join(missing)} is not here (it is needed {why})")
@@ -158,7 +210,7 @@ def training_template_library(card: dict) -> TemplateLibrary:
     return TemplateLibrary(_training_crystals(card, "for structure templates"))
 
 
-def _finish(args, path: Path, results: dict, command: str) -> dict:
+def _finish(args: EvaluationConfig, path: Path, results: dict, command: str) -> dict:
     """Add the command; store the results in the model card when asked."""
     results["command"] = command
     if args.update_card:
@@ -182,7 +234,7 @@ def _finish(args, path: Path, results: dict, command: str) -> dict:
     return results
 
 
-def coverage_cutoffs(args, card: dict) -> tuple[float, float]:
+def coverage_cutoffs(args: EvaluationConfig, card: dict) -> tuple[float, float]:
     """--cutoffs, else CDVAE's cutoffs for the dataset the model was trained on."""
     if args.cutoffs:
         return tuple(args.cutoffs)
@@ -224,7 +276,7 @@ def _lazy_fingerprints(crystals):
     return get
 
 
-def evaluate_generation(args, model, card: dict, device) -> dict:
+def evaluate_generation(args: EvaluationConfig, model, card: dict, device) -> dict:
     """Sample ``--num-generated`` crystals (atom counts drawn from training) and score them."""
     import torch
     from tqdm import tqdm
@@ -235,7 +287,7 @@ def evaluate_generation(args, model, card: dict, device) -> dict:
         raise ValueError(f"--num-generated must be at most 10000, got {args.num_generated}")
     if args.space_group != "none":
         raise ValueError("--space-group applies to structure-prediction checkpoints only")
-    _, train_crystals, val_crystals = prepare_data(training_config(args, card, "cannot rebuild its splits"))
+    _, train_crystals, val_crystals = prepare_data(training_config(card, "cannot rebuild its splits", args.data))
     reference = (val_crystals if args.split == "val" else train_crystals + val_crystals)[: args.limit]
     cutoffs = coverage_cutoffs(args, card)
     sampling = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=0.0, step_lr=args.step_lr,

@@ -1,4 +1,4 @@
-"""How many formula units a cell should hold, proposed from the training crystals (issue #17, item 2).
+"""How many formula units a cell should hold, and how much room its atoms take, from the training crystals.
 
 A student types ``TiO2``, ``Si`` or ``SrTiO3``; a structure-prediction model needs the atoms of the whole
 cell (rutile is Ti2O4, diamond Si2). The proposal is the number of formula units Z most common among the
@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from functools import reduce
 from math import gcd
+from statistics import median
 from typing import Iterable, Sequence
 
 from pymatgen.core.periodic_table import Element
@@ -78,16 +79,40 @@ def family_label(counts: Family) -> str:
     return "".join(f"{chr(65 + i)}{n if n > 1 else ''}" for i, n in enumerate(counts))
 
 
+@dataclass(frozen=True)
+class ReferenceVolume:
+    """The median volume per atom of the training crystals of a formula (basis "formula") or, failing that,
+    of the same elements in any ratio (basis "elements"); count: how many crystals."""
+
+    volume_per_atom: float
+    basis: str
+    count: int
+
+
 class FormulaUnitsAdvisor:
-    """Formula-unit statistics of a set of training crystals."""
+    """Formula-unit and volume statistics of a set of training crystals."""
 
     def __init__(self, crystals: Sequence[Crystal]):
         self._by_formula: dict[ReducedFormula, Counter] = defaultdict(Counter)
         self._by_family: dict[Family, Counter] = defaultdict(Counter)
+        self._volumes_by_formula: dict[ReducedFormula, list[float]] = defaultdict(list)
+        self._volumes_by_elements: dict[frozenset, list[float]] = defaultdict(list)
         for crystal in crystals:
             formula, units = reduced_formula(crystal.atomic_numbers.tolist())
             self._by_formula[formula][units] += 1
             self._by_family[family(formula)][units] += 1
+            per_atom = crystal.volume / crystal.num_atoms
+            self._volumes_by_formula[formula].append(per_atom)
+            self._volumes_by_elements[frozenset(z for z, _ in formula)].append(per_atom)
+
+    def reference_volume(self, atomic_numbers: Iterable[int]) -> ReferenceVolume | None:
+        """What the training crystals say the volume per atom of this chemistry is (None: nothing to say)."""
+        formula, _ = reduced_formula(atomic_numbers)
+        for basis, volumes in (("formula", self._volumes_by_formula.get(formula)),
+                               ("elements", self._volumes_by_elements.get(frozenset(z for z, _ in formula)))):
+            if volumes:
+                return ReferenceVolume(float(median(volumes)), basis, len(volumes))
+        return None
 
     def propose(self, atomic_numbers: Iterable[int], max_atoms: int) -> FormulaUnitsProposal:
         """The proposal for the formula of ``atomic_numbers`` (any number of units: TiO2 and Ti2O4 alike)."""

@@ -29,7 +29,7 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-from .metrics import compositional_validity, structural_validity
+from .metrics import compositional_validity, csp_matcher, structural_validity
 
 # Cutoffs of CDVAE's evaluation code (COV_Cutoffs), per dataset: (structure, composition).
 COVERAGE_CUTOFFS: dict[str, tuple[float, float]] = {
@@ -130,8 +130,6 @@ def wasserstein(a: Sequence[float], b: Sequence[float]) -> float:
     return float(wasserstein_distance(a, b)) if a and b else math.nan
 
 
-def _matcher() -> StructureMatcher:
-    return StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
 
 
 @_quiet
@@ -152,7 +150,7 @@ def uniqueness(structures: Sequence[Structure], structure_fps: np.ndarray | None
     """
     if not structures:
         return math.nan
-    matcher, seen, unique = _matcher(), {}, 0
+    matcher, seen, unique = csp_matcher(), {}, 0
     for i, s in enumerate(structures):
         group = seen.setdefault(s.composition.reduced_formula, [])
         earlier = group
@@ -174,7 +172,7 @@ def novelty(structures: Sequence[Structure], structure_fps: np.ndarray, training
     """
     if not structures:
         return math.nan
-    matcher = _matcher()
+    matcher = csp_matcher()
     by_formula: dict[str, list[int]] = {}
     for j, t in enumerate(training):
         by_formula.setdefault(t.composition.reduced_formula, []).append(j)

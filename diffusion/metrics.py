@@ -15,13 +15,11 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
-DISTANCE_CUTOFF = 0.5   # angstrom
-MIN_VOLUME = 0.1        # cubic angstrom
-SYMPREC = 0.1
+from .tolerances import CSP_MATCHER_TOLERANCES, MIN_VOLUME, SYMPREC, VALID_MIN_DISTANCE as DISTANCE_CUTOFF
 
 
 def csp_matcher() -> StructureMatcher:
-    return StructureMatcher(stol=0.5, angle_tol=10, ltol=0.3)
+    return StructureMatcher(**CSP_MATCHER_TOLERANCES)
 
 
 def structural_validity(structure: Structure, cutoff: float = DISTANCE_CUTOFF) -> bool:

@@ -1,4 +1,4 @@
-"""The periodic denoiser: a DiffCSP-style message-passing network (Jiao et al., ICML 2023).
+"""The periodic denoiser: a DiffCSP-style message-passing network (Jiao et al., NeurIPS 2023).
 
 Symmetries built in (checked numerically in tests/test_model.py):
 - atom permutation: per-atom outputs permute with the atoms, crystal outputs are unchanged;
@@ -188,9 +188,9 @@ class CrystalDenoiser(nn.Module):
         num_pairs = (src.shape[0] - frac.shape[0]) // 2
         k = torch.arange(1, K + 1, device=frac.device, dtype=frac.dtype)
         angles = 2 * math.pi * (frac[dst[:num_pairs]] - frac[src[:num_pairs]]).unsqueeze(-1) * k  # (U, 3, K)
-        weight = self.edge_proj.weight.view(-1, 3, 2, K)                                            # (KH, 3, 2, K)
+        weight = self.edge_proj.weight.view(-1, 3, 2, K)                       # (layers * H, 3, 2, K)
         low = weight.dtype
-        sines = torch.sin(angles).flatten(1).to(low) @ weight[:, :, 0, :].reshape(-1, 3 * K).T            # (U, KH)
+        sines = torch.sin(angles).flatten(1).to(low) @ weight[:, :, 0, :].reshape(-1, 3 * K).T  # (U, layers * H)
         cosines = torch.cos(angles).flatten(1).to(low) @ weight[:, :, 1, :].reshape(-1, 3 * K).T
         self_pairs = weight[:, :, 1, :].float().sum((1, 2)).to(low).expand(frac.shape[0], -1)
         return torch.cat([cosines + sines, cosines - sines, self_pairs])
@@ -210,12 +210,12 @@ class CrystalDenoiser(nn.Module):
         """
         if graph is None:
             graph = CrystalGraph.build(num_atoms, batch)
-        B, H, K = num_atoms.shape[0], self.config.hidden, self.config.layers
+        B, H, num_layers = num_atoms.shape[0], self.config.hidden, self.config.layers
         gram = (lattice @ lattice.transpose(-1, -2)).reshape(B, 9)
-        edge_terms = self.edge_projection(frac, graph.src, graph.dst).view(-1, K, H)
+        edge_terms = self.edge_projection(frac, graph.src, graph.dst).view(-1, num_layers, H)
         # the lattice term is the same on every edge of a crystal: added per atom before the
         # gather onto edges (same sum, no (E, layers * H) tensor)
-        gram_terms = self.gram_proj(gram).view(B, K, H)[graph.batch]
+        gram_terms = self.gram_proj(gram).view(B, num_layers, H)[graph.batch]
         if lattice_invariants is None:
             lattice_invariants = gram_invariants(lattice)
         h = self.type_embedding(types) + self.context(t, num_atoms, lattice_invariants, prop, space_group,

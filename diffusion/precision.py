@@ -15,7 +15,7 @@ rather than the N^2 pairs. What stays float32:
   meaning at bfloat16's 8-bit mantissa (their sines and cosines are rounded only afterwards).
 
 Products accumulate in float32 inside oneDNN / cuBLAS; their results carry about 3 significant
-digits. Measured on the validation splits, the match rate is unchanged (README, *Speed*).
+digits. Measured on the validation splits, the match rate is unchanged (docs/performance.md#bfloat16).
 Training never uses this: gradients in bfloat16 are a different question.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ from .model import CrystalDenoiser, DenoiserConfig
 from .schedules import geometric_sigmas, make_schedule
 
 Task = Literal["csp", "gen"]
-TRACE_CACHE_ATTRIBUTE = "_traced_steps"  # where step_predictor keeps a model's traced sampling steps
+TRACE_CACHE_ATTRIBUTE = "_traced_steps"  # where samplers/evaluator.py keeps a model's traced sampling steps
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ class CrystalDiffusion(nn.Module):
                              persistent=False)
 
     def __getstate__(self) -> dict:
-        """Copies and pickles leave out the sampler's cached traces (``step_predictor``): a trace
+        """Copies and pickles leave out the sampler's cached traces (``samplers/evaluator.py``): a trace
         is bound to the parameters of the model that recorded it, not to those of a copy."""
         state = dict(super().__getstate__())
         state.pop(TRACE_CACHE_ATTRIBUTE, None)
@@ -220,7 +220,7 @@ class CrystalDiffusion(nn.Module):
                 graph: CrystalGraph | None = None) -> "Corrupted":
         """Noise a clean batch to steps t (B,): lattice latent by q_sample, coordinates by the wrapped
         normal; also the training targets (eps and the normalized, translation-free score)."""
-        device, B = batch.device, batch.num_crystals
+        device = batch.device
         x0 = self.lattice_latent(batch.lattice, batch.num_atoms)
         eps = draw("randn", tuple(x0.shape), device, generator)
         x_t = q_sample(x0, t, eps, self.abar)

@@ -43,11 +43,12 @@ from typing import Callable, Sequence
 import numpy as np
 from pymatgen.core import Structure
 
+from .tolerances import SYMPREC
+
 CHGNET_REQUIREMENT = "chgnet==0.4.2"
 DEFAULT_MAX_STEPS = 200
 HARD_MAX_STEPS = 1000
 DEFAULT_FMAX = 0.05          # eV/Å: stop when every force (and the stress term) is below this
-SYMPREC = 0.1                # Å, the same tolerance as the rest of the app
 MAX_BATCH_RELAX = 32         # the stability proxy relaxes at most this many samples
 MATCHER_TOLERANCES = dict(ltol=0.2, stol=0.3, angle_tol=5)   # pymatgen's defaults
 

@@ -10,6 +10,12 @@ from pymatgen.core import Lattice, Structure
 from .corruption import MASK
 
 
+def nearest_frame(steps: list[int], t: int) -> int:
+    """Index of the recorded step nearest t; on a tie the earlier (noisier) frame. The 3D view's JavaScript
+    (explorer/crystal_view.js) applies the same rule in the browser."""
+    return min(range(len(steps)), key=lambda k: (abs(steps[k] - int(t)), k))
+
+
 @dataclass(frozen=True)
 class Trajectory:
     """Frames k = 0..K-1 go from noise (timesteps[0] = T) to the sample (timesteps[-1] = 0).
@@ -27,6 +33,9 @@ class Trajectory:
         coord_score_norm: (K, B) RMS of the predicted normalized coordinate score.
         min_distance: (K, B) shortest interatomic distance (angstrom, periodic).
         volume: (K, B) cell volume (cubic angstrom).
+        coefficients: the numbers each update t -> s of the sampler's grid used, in order (one
+            ``diffusion.samplers`` Coefficients per update, recorded or not; the equation panel
+            shows them). Empty for trajectories made before they were kept.
     """
 
     timesteps: torch.Tensor
@@ -43,6 +52,7 @@ class Trajectory:
     volume: torch.Tensor
     sampler: str = ""
     seed: int = 0
+    coefficients: tuple = ()
 
     @property
     def num_frames(self) -> int:
@@ -53,8 +63,8 @@ class Trajectory:
         return int(self.num_atoms.shape[0])
 
     def frame_of_step(self, t: int) -> int:
-        """Index of the recorded frame closest to step t."""
-        return int(torch.argmin((self.timesteps - int(t)).abs()))
+        """Index of the recorded frame closest to step t (see ``nearest_frame``)."""
+        return nearest_frame([int(s) for s in self.timesteps.tolist()], t)
 
     def _atoms(self, crystal: int) -> slice:
         start = int(self.num_atoms[:crystal].sum())

@@ -1,14 +1,10 @@
-"""The Compare page: two sampling runs that differ in one thing, under one slider.
+"""The Compare page: two sampling runs that differ in one thing, under one slider (the data and the
+overlay figure are in ``comparison.py``).
 
 The user picks what differs (sampler, guidance off vs on, seed, number of steps, or, for structure
 prediction, starting from noise vs from a template noised to t0);
 everything else (model, composition or number of atoms, the other settings) is shared.
 Both runs go through ``explorer.models.sample_trajectory`` (``diffusion.generate``, cached).
-
-One slider moves over the step t from T (noise) to 0 (crystal); both runs come from the
-same model, so they share T and each side shows its recorded frame nearest t. A run
-with fewer steps sits on an evenly strided grid, so that is the proportional mapping:
-frame k ~ (T - t) / T * (K - 1).
 
 Session state (all keys start with ``cmp.``):
     widget values   cmp.model, cmp.composition, cmp.num_atoms, cmp.diff, cmp.sampler, cmp.steps, cmp.seed,
@@ -16,204 +12,46 @@ Session state (all keys start with ``cmp.``):
                     cmp.right.start (the template's t0)
     cmp.results     earlier comparisons of this session (a failed run never removes one)
     cmp.shown       id of the comparison on screen
-    cmp.t.<id>      the step t shown for comparison <id> (the slider)
+    cmp.t.<id>, cmp.playing   the player's step per comparison and its play state (``playback.py``)
     cmp.error       why the last press of Compare made nothing
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
-import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from diffusion import FormulaError
+from diffusion.api import VALID_MIN_DISTANCE
 
-from .figures import DIAGNOSTICS, MARKER_COLOR, PALETTE, marker_value
-from .generate import DEFAULT_TEMPLATE_STEP, check_formula
+from .comparison import (DIFFERENCES, SIDE_COLORS, SLIDER_PREFIX, Comparison, Side, overlay_figure, side_label,
+                         split_settings)
+from .compositions import composition_field
 from .models import (ModelEntry, ModelInfo, default_model, find_template, get_model, model_entry,
                      sample_trajectory, try_model_info)
 from .numbers import describe
-from .settings import MAX_SEED, SAMPLER_LABELS, GenerateSettings
-from .viewer import ViewFrame, ViewOptions, trajectory_html
+from .page_state import start_page_state
+from .playback import playback, reset
+from .settings import DEFAULT_TEMPLATE_STEP, MAX_SEED, SAMPLER_LABELS, GenerateSettings
+from .trajectory_view import view_frames
+from .viewer import ViewOptions, trajectory_html
 from .widgets import numbers_table, result_picker, show_view, shown_item
 
-DIFFERENCES = {
-    "sampler": "Sampler",
-    "steps": "Number of steps",
-    "seed": "Seed",
-    "guidance": "Guidance off vs on",
-    "start": "Start: noise vs a known crystal",
-}
 SIDES = ("left", "right")
 WIDGETS = ("cmp.model", "cmp.composition", "cmp.num_atoms", "cmp.diff", "cmp.sampler", "cmp.steps", "cmp.seed",
            "cmp.prop", "cmp.guidance", "cmp.right.start",
            *(f"cmp.{side}.{what}" for side in SIDES for what in ("sampler", "steps", "seed")))
-SIDE_COLORS = (PALETTE[0], PALETTE[1])
 MAX_COMPARISONS = 6
 VIEW_HEIGHT = 380
-SLIDER_PREFIX = "Step t of both reverse processes"   # the 3D views find the slider by this start of its label
 ss = st.session_state
-
-
-# ---------------------------------------------------------------- plain data (no Streamlit)
-
-@dataclass(frozen=True)
-class Side:
-    """One of the two runs: its settings, its trajectory and a short label."""
-
-    label: str
-    settings: GenerateSettings
-    trajectory: object          # diffusion.Trajectory
-    seconds: float
-
-    @property
-    def steps(self) -> list[int]:
-        return [int(t) for t in self.trajectory.timesteps.tolist()]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Two finished runs of one model that differ in ``difference`` (a key of ``DIFFERENCES``)."""
-
-    id: int
-    difference: str
-    task: str
-    left: Side
-    right: Side
-    abar: np.ndarray            # (T+1,) the model's lattice schedule
-    sigma: np.ndarray           # (T+1,) coordinate noise levels
-
-    @property
-    def sides(self) -> tuple[Side, Side]:
-        return self.left, self.right
-
-    @property
-    def steps(self) -> list[int]:
-        """The slider's positions: every step either run recorded, from T down to 0."""
-        return common_steps(self.left.steps, self.right.steps)
-
-    @property
-    def slider_label(self) -> str:
-        """Says where each run starts: T for a run from noise, t0 for one from a known crystal."""
-        starts = [side.settings.template_step for side in self.sides if side.settings.template_step is not None]
-        if not starts:
-            return f"{SLIDER_PREFIX}: T (noise) → 0 (crystal)"
-        return f"{SLIDER_PREFIX}: T (noise) → 0; the known crystal's run starts at t0 = {starts[0]}"
-
-    @property
-    def label(self) -> str:
-        base = self.left.settings
-        what = f"{base.num_atoms} atoms" if self.task == "gen" else base.composition
-        return f"#{self.id}: {what} · {base.model} · {self.left.label} vs {self.right.label}"
-
-
-def common_steps(a: list[int], b: list[int]) -> list[int]:
-    """The union of two step grids, descending (T first, 0 last)."""
-    return sorted(set(int(t) for t in a) | set(int(t) for t in b), reverse=True)
-
-
-def frame_at(steps: list[int], t: int) -> int:
-    """Index of the recorded step nearest t (the earlier frame on a tie), as the 3D view does in the browser."""
-    return min(range(len(steps)), key=lambda k: (abs(steps[k] - int(t)), k))
-
-
-def split_settings(base: GenerateSettings, difference: str, left=None, right=None) -> tuple[GenerateSettings, GenerateSettings]:
-    """The two runs' settings: ``base`` with the one setting that differs set to ``left`` / ``right``.
-
-    For "guidance" the values are not used: left is ``base`` without any condition, right is
-    ``base`` itself (which must carry a property target).
-    """
-    if difference == "sampler":
-        return base.replace(sampler=str(left)), base.replace(sampler=str(right))
-    if difference == "steps":
-        return base.replace(steps=int(left)), base.replace(steps=int(right))
-    if difference == "seed":
-        return base.replace(seed=int(left)), base.replace(seed=int(right))
-    if difference == "guidance":
-        if base.prop is None:
-            raise ValueError("guidance on needs a property target")
-        return base.replace(prop=None, space_group=None, guidance=0.0), base
-    if difference == "start":
-        return base.replace(template_step=None), base.replace(template_step=int(right))
-    raise ValueError(f"unknown difference '{difference}' (choose {', '.join(DIFFERENCES)})")
-
-
-def side_label(settings: GenerateSettings, difference: str, property_name: str | None = None) -> str:
-    """What makes this side different, in a few words."""
-    if difference == "sampler":
-        return f"{settings.sampler.upper()}, {settings.steps} steps"
-    if difference == "steps":
-        return f"{settings.sampler.upper()}, {settings.steps} steps"
-    if difference == "seed":
-        return f"seed {settings.seed}"
-    if difference == "start":
-        return "from noise" if settings.template_step is None else f"from a known crystal, t0 = {settings.template_step}"
-    if settings.prop is None:
-        return "no guidance"
-    return f"{property_name or 'property'} = {settings.prop:g}, w = {settings.guidance:g}"
-
-
-def trajectory_frames(trajectory, task: str) -> list[ViewFrame]:
-    """Every recorded frame of crystal 0, shifted together so the final crystal's first atom is on the corner."""
-    n = int(trajectory.num_atoms[0])
-    lattice = trajectory.lattice[:, 0].double().numpy()
-    frac = trajectory.frac_coords[:, :n].double().numpy() - trajectory.frac_coords[-1, 0].double().numpy()
-    return [ViewFrame(lattice[k], frac[k], trajectory.element_numbers(k, 0), trajectory.masked(k, 0) if task == "gen" else None)
-            for k in range(trajectory.num_frames)]
-
-
-def overlay_figure(comparison: Comparison, t: int) -> go.Figure:
-    """Both runs' diagnostics against t (T on the left) in one figure, each with a marker at its frame nearest t."""
-    fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in DIAGNOSTICS],
-                        horizontal_spacing=0.09, vertical_spacing=0.24)
-    for side, color in zip(comparison.sides, SIDE_COLORS):
-        steps = side.trajectory.timesteps.numpy()
-        k = frame_at(side.steps, t)
-        for i, (name, title) in enumerate(DIAGNOSTICS):
-            row, col = divmod(i, 2)
-            y = getattr(side.trajectory, name)[:, 0].double().numpy()
-            fig.add_trace(go.Scatter(x=steps, y=y, mode="lines", line=dict(color=color, width=2), name=side.label,
-                                     legendgroup=side.label, showlegend=i == 0,
-                                     hovertemplate=f"{side.label}<br>t=%{{x}}<br>%{{y:.3g}}<extra></extra>"),
-                          row=row + 1, col=col + 1)
-            value = marker_value(y, k)
-            if value is not None:
-                fig.add_trace(go.Scatter(x=[int(steps[k])], y=[value], mode="markers", showlegend=False,
-                                         legendgroup=side.label,
-                                         marker=dict(color=color, size=11, line=dict(color="white", width=1.5)),
-                                         hovertemplate=f"{side.label}<br>t={int(steps[k])}<br>%{{y:.3g}}<extra>now</extra>"),
-                              row=row + 1, col=col + 1)
-    for i, (name, _) in enumerate(DIAGNOSTICS):
-        row, col = divmod(i, 2)
-        fig.add_vline(x=int(t), line=dict(color=MARKER_COLOR, width=1.5, dash="dot"), row=row + 1, col=col + 1)
-        if name == "min_distance":
-            fig.add_hline(y=0.5, line=dict(color="#888888", dash="dash", width=1), row=row + 1, col=col + 1)
-    T = max(comparison.steps[0], 1)
-    fig.update_xaxes(range=[T * 1.02, -T * 0.02], title_text="step t")
-    fig.update_layout(height=540, margin=dict(l=10, r=10, t=60, b=10), template="plotly_white", hovermode="closest",
-                      font=dict(size=14), legend=dict(orientation="h", yanchor="bottom", y=1.06, xanchor="left", x=0))
-    fig.update_annotations(font=dict(size=14))
-    return fig
 
 
 # ---------------------------------------------------------------- state and controls
 
 def init_state(models: list[ModelEntry]) -> None:
     """Defaults on the first visit; widget values survive while their widget is hidden."""
-    for key in WIDGETS:  # keep widget values while their widget is hidden (e.g. another difference)
-        if key in ss:
-            ss[key] = ss[key]
-    ss.setdefault("cmp.results", [])
-    ss.setdefault("cmp.next_id", 1)
-    if ss.get("cmp.model") not in {m.name for m in models}:
-        ss.pop("cmp.initialized", None)
-    if ss.get("cmp.initialized"):
+    if not start_page_state("cmp", WIDGETS, models):
         return
-    ss["cmp.initialized"] = True
     entry = default_model(models)
     ss.update({"cmp.model": entry.name, "cmp.composition": "SrTiO3", "cmp.diff": "sampler", "cmp.sampler": "ddim",
                "cmp.seed": 0, "cmp.left.sampler": "ddpm", "cmp.right.sampler": "ddim", "cmp.left.seed": 0,
@@ -263,14 +101,10 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
     problems: list[str] = []
     with top[1]:
         if info.task == "csp":
-            st.text_input("Composition (shared)", key="cmp.composition", max_chars=200,
-                          help="The atoms of the cell, e.g. SrTiO3 or Ti2O4. Both runs place the same atoms.")
-            try:
-                numbers = check_formula(info, ss["cmp.composition"])
-                st.caption(f"{len(numbers)} atoms.")
-            except FormulaError as exc:
-                st.error(f"Composition: {exc}.", icon=":material/error:")
-                problems.append(f"composition: {exc}")
+            numbers, problem = composition_field(info, "cmp.composition", "Composition (shared)",
+                                                 "The atoms of the cell, e.g. SrTiO3 or Ti2O4. Both runs place the "
+                                                 "same atoms.")
+            problems += [problem] if problem else []
         else:
             st.number_input("Number of atoms (shared)", min_value=1, max_value=info.max_atoms, step=1, key="cmp.num_atoms")
     options = [k for k in DIFFERENCES if (k != "guidance" or info.use_property) and (k != "start" or info.task == "csp")]
@@ -350,7 +184,7 @@ def run(entry: ModelEntry, info: ModelInfo, pair: tuple[GenerateSettings, Genera
     ss["cmp.next_id"] += 1
     ss["cmp.results"] = (ss["cmp.results"] + [comparison])[-MAX_COMPARISONS:]
     ss["cmp.shown"] = comparison.id
-    ss[f"cmp.t.{comparison.id}"] = 0
+    reset("cmp", comparison.id)
     ss.pop("cmp.error", None)
 
 
@@ -380,7 +214,7 @@ def _view(comparison: Comparison, index: int) -> str:
     if key not in cache:
         side = comparison.sides[index]
         options = ViewOptions(height=VIEW_HEIGHT, group="compare", boundary=0.05)
-        cache[key] = trajectory_html(trajectory_frames(side.trajectory, comparison.task), side.steps, None, options,
+        cache[key] = trajectory_html(view_frames(side.trajectory, comparison.task), side.steps, None, options,
                                      follow="t", slider_label=SLIDER_PREFIX)
         while len(cache) > 8:
             cache.pop(next(iter(cache)))
@@ -409,40 +243,32 @@ def _final_line(comparison: Comparison, index: int) -> str:
             f"{'valid' if numbers.valid else 'NOT valid'}; {side.trajectory.num_frames} frames, {seconds}")
 
 
+def _show_step(comparison: Comparison, t: int) -> None:
+    """Side by side the two 3D views (each at its frame nearest t) and their numbers; below, both runs'
+    diagnostics overlaid in one figure."""
+    st.caption(f"At t = {t} the lattice keeps √ᾱ_t = {comparison.abar[t] ** 0.5:.3f} of its signal and the "
+               f"coordinates carry wrapped noise of width σ_t = {comparison.sigma[t]:.3f} (the same model, so the "
+               "same for both). A run with fewer steps shows its recorded step nearest t.")
+    columns = st.columns(2, gap="medium")
+    for index, (side, column, color) in enumerate(zip(comparison.sides, columns, SIDE_COLORS)):
+        with column:
+            st.markdown(f"#### <span style='color:{color}'>●</span> {'Left' if index == 0 else 'Right'}: "
+                        f"{side.label}", unsafe_allow_html=True)
+            st.markdown(_final_line(comparison, index))
+            show_view(_view(comparison, index), VIEW_HEIGHT)
+            k = side.trajectory.frame_of_step(t)
+            numbers_table(_numbers(comparison, index, k),
+                          [("step shown", f"{side.steps[k]} (frame {k + 1} of {side.trajectory.num_frames})")])
+    st.plotly_chart(overlay_figure(comparison, t), width="stretch", key="cmp.diagnostics",
+                    config={"displayModeBar": False})
+    st.caption("Solid lines: each run's diagnostics against t, blue = left, red = right; the dots mark the "
+               "frame each side shows, the dotted line the slider's t. The shortest distance must end above "
+               f"{VALID_MIN_DISTANCE} Å (dashed) for a physically valid crystal.")
+
+
 def player(comparison: Comparison) -> None:
-    """One slider over t; side by side the two 3D views (each at its frame nearest t) and their numbers;
-    below, both runs' diagnostics overlaid in one figure (one fragment: moving t reruns only this)."""
-    key = f"cmp.t.{comparison.id}"
-    steps = comparison.steps
-    if ss.get(key) not in steps:
-        ss[key] = 0
-
-    @st.fragment
-    def _player() -> None:
-        st.select_slider(comparison.slider_label, options=steps, key=key)
-        t = int(ss[key])
-        if st.query_params.get("t") != str(t):
-            st.query_params["t"] = str(t)  # first: both 3D views follow the URL
-        st.caption(f"At t = {t} the lattice keeps √ᾱ_t = {comparison.abar[t] ** 0.5:.3f} of its signal and the "
-                   f"coordinates carry wrapped noise of width σ_t = {comparison.sigma[t]:.3f} (the same model, so the "
-                   "same for both). A run with fewer steps shows its recorded step nearest t.")
-        columns = st.columns(2, gap="medium")
-        for index, (side, column, color) in enumerate(zip(comparison.sides, columns, SIDE_COLORS)):
-            with column:
-                st.markdown(f"#### <span style='color:{color}'>●</span> {'Left' if index == 0 else 'Right'}: "
-                            f"{side.label}", unsafe_allow_html=True)
-                st.markdown(_final_line(comparison, index))
-                show_view(_view(comparison, index), VIEW_HEIGHT)
-                k = frame_at(side.steps, t)
-                numbers_table(_numbers(comparison, index, k),
-                              [("step shown", f"{side.steps[k]} (frame {k + 1} of {side.trajectory.num_frames})")])
-        st.plotly_chart(overlay_figure(comparison, t), width="stretch", key="cmp.diagnostics",
-                        config={"displayModeBar": False})
-        st.caption("Solid lines: each run's diagnostics against t, blue = left, red = right; the dots mark the "
-                   "frame each side shows, the dotted line the slider's t. The shortest distance must end above "
-                   "0.5 Å (dashed) for a physically valid crystal.")
-
-    _player()
+    """One player over t for both runs (Play, step buttons, slider), then ``_show_step``."""
+    playback("cmp", comparison.id, comparison.steps, comparison.slider_label, lambda t: _show_step(comparison, t))
 
 
 def results_section() -> None:

@@ -6,9 +6,11 @@ the equations are unit-tested without an app. The math is the one the core runs:
 * forward (``diffusion/corruption.py``): lattice latent x_t = sqrt(abar_t) x_0 +
   sqrt(1 - abar_t) eps (one step: sqrt(alpha_t) x_{t-1} + sqrt(1 - alpha_t) eps);
   coordinates F_t = (F_0 + sigma_t eps) mod 1.
-* reverse (``diffusion/sampling.py``, whose docstring is the reference): one update goes
-  from t to the next step s of the sampler's grid (s = t - 1 when every step is run).
-  On a strided grid abar_t / abar_s plays the role of alpha_t.
+* reverse (``diffusion/samplers/``): one update goes from t to the next step s of the
+  sampler's grid (s = t - 1 when every step is run); on a strided grid abar_t / abar_s plays
+  the role of alpha_t. The numbers filled in are the sampler's own coefficients: those a run
+  recorded (``Trajectory.coefficients``, from each ``StepResult``) when the trajectory is given,
+  else those the sampler computes for the schedule with the same code its ``step`` uses.
 
 Schedules are ``diffusion.NoiseSchedule`` objects (T+1 values, index 0 = clean data).
 The reverse-process noise scale, called sigma_t in the DDPM paper, is written sqrt(beta_t)
@@ -19,8 +21,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from diffusion.process import ProcessConfig
-from diffusion.sampling import step_grid
+from diffusion.api import (Coefficients, DDIMCoefficients, DDPMCoefficients, PCCoefficients, ProcessConfig,
+                           ScheduleValues, make_sampler, step_grid)
 
 DEFAULT_STEP_LR = ProcessConfig().corrector_step_lr  # a model's pc step size unless its checkpoint says otherwise
 
@@ -147,19 +149,49 @@ def forward_panels(schedule, t: int) -> list[Panel]:
 
 # ------------------------------------------------------------------------------ reverse process
 
-def reverse_pair(num_steps: int, steps: int | None, t: int) -> tuple[int, int]:
+def reverse_pair(num_steps: int, steps: int | None, t: int, start_step: int | None = None) -> tuple[int, int]:
     """(t, s): the update the sampler makes at step t, from t to the next step s of its grid.
 
-    ``steps`` is the number of network evaluations (None = all T steps, so s = t - 1). At
-    t = 0 (the sample itself) it is the last update, the one that produced x_0.
+    ``steps`` is the number of network evaluations (None = all T steps, so s = t - 1); start_step:
+    the t0 of a run started from a noised structure. At t = 0 (the sample itself) it is the last
+    update, the one that produced x_0.
     """
-    grid = step_grid(int(num_steps), steps)
+    grid = step_grid(int(num_steps), steps, start_step)
     pairs = dict(zip(grid, grid[1:] + [0]))
     if int(t) == 0:
         return grid[-1], 0
     if int(t) not in pairs:
         raise ValueError(f"step {t} is not on the sampler's grid ({grid[0]}, {grid[1] if len(grid) > 1 else 0}, ...)")
     return int(t), pairs[int(t)]
+
+
+def recorded_update(trajectory, t: int) -> Coefficients:
+    """The coefficients a run used in its update at step t (at t = 0: the last update)."""
+    updates = trajectory.coefficients
+    if not updates:
+        raise ValueError("this trajectory was recorded without its sampler's coefficients")
+    if int(t) == 0:
+        return updates[-1]
+    for c in updates:
+        if c.t == int(t):
+            return c
+    raise ValueError(f"step {t} is not on the sampler's grid ({updates[0].t}, {updates[0].s}, ...)")
+
+
+def update_coefficients(schedule, steps: int | None, t: int, sampler: str, step_lr: float = DEFAULT_STEP_LR,
+                        start_step: int | None = None) -> Coefficients:
+    """The coefficients of the update at slider step t, computed by the sampler itself for ``schedule``
+    (a ``NoiseSchedule``; the model's float32 values, as in a run)."""
+    t_from, s = reverse_pair(schedule.num_steps, steps, t, start_step)
+    values = ScheduleValues.of(schedule)
+    return make_sampler(sampler, values, step_lr=step_lr if sampler == "pc" else None).coefficients(t_from, s)
+
+
+def _sampler_of(c: Coefficients) -> str:
+    for kind, name in ((PCCoefficients, "pc"), (DDPMCoefficients, "ddpm"), (DDIMCoefficients, "ddim")):
+        if isinstance(c, kind):
+            return name
+    raise ValueError(f"no equations for {type(c).__name__}")
 
 
 def _symbols(t: int, s: int) -> dict[str, str]:
@@ -169,60 +201,53 @@ def _symbols(t: int, s: int) -> dict[str, str]:
     return {"s": "s", "alpha": r"\alpha_{t|s}", "beta": r"\beta_{t|s}"}
 
 
-def reverse_lattice(schedule, t: int, s: int, sampler: str) -> str:
-    """The lattice update from t to s of a sampler ('ddpm', 'pc' or 'ddim'), with numbers."""
-    abar_t, abar_s = float(schedule.abar[t]), float(schedule.abar[s])
+def reverse_lattice(c: Coefficients) -> str:
+    """The lattice update of coefficients ``c`` (DDPM / pc or DDIM): the paper's form, its numbers, and the
+    form the code computes with exactly the numbers it used."""
+    t, s = c.t, c.s
     sym = _symbols(t, s)
-    if sampler == "ddim":
-        x0 = (rf"\hat x_0 = \frac{{x_{{{t}}} - {number(math.sqrt(1 - abar_t))}\,\hat\varepsilon}}"
-              rf"{{{number(math.sqrt(abar_t))}}}")
+    x0 = rf"\hat x_0 = \frac{{x_{{{t}}} - {number(c.eps_scale)}\,\hat\varepsilon}}{{{number(c.signal_scale)}}}"
+    if isinstance(c, DDIMCoefficients):
         return (r"\begin{aligned}"
                 + rf"x_{{{sym['s']}}} &= \sqrt{{\bar\alpha_{{{sym['s']}}}}}\,\hat x_0 + \sqrt{{1-\bar\alpha_{{{sym['s']}}}}}\,\hat\varepsilon,"
                 + r"\qquad \hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\varepsilon}{\sqrt{\bar\alpha_t}}\\"
-                + rf"x_{{{s}}} &= {number(math.sqrt(abar_s))}\,\hat x_0 + {number(math.sqrt(max(0.0, 1 - abar_s)))}\,\hat\varepsilon,"
+                + rf"x_{{{s}}} &= {number(c.signal_scale_s)}\,\hat x_0 + {number(c.eps_scale_s)}\,\hat\varepsilon,"
                 + rf"\qquad {x0}"
                 + r"\end{aligned}")
-    if sampler not in ("ddpm", "pc"):
-        raise ValueError(f"unknown sampler '{sampler}'; choose ddpm, pc or ddim")
-    alpha = abar_t / abar_s
-    beta = 1 - alpha
     general = (rf"x_{{{sym['s']}}} &= \frac{{1}}{{\sqrt{{{sym['alpha']}}}}}\Big(x_t - "
                rf"\frac{{{sym['beta']}}}{{\sqrt{{1-\bar\alpha_t}}}}\,\hat\varepsilon\Big) + \sqrt{{{sym['beta']}}}\,z")
     if s != t - 1:
-        general += (rf",\qquad \alpha_{{t|s}} = \frac{{\bar\alpha_t}}{{\bar\alpha_s}},\ "
-                    rf"\beta_{{t|s}} = 1 - \alpha_{{t|s}}")
-    noise = rf" + {number(math.sqrt(beta))}\,z" if s > 0 else r"\quad(z = 0 \text{ on the last step})"
+        general += (r",\qquad \alpha_{t|s} = \frac{\bar\alpha_t}{\bar\alpha_s},\ "
+                    r"\beta_{t|s} = 1 - \alpha_{t|s}")
+    noise = rf" + {number(c.lattice_noise)}\,z" if s > 0 else r"\quad(z = 0 \text{ on the last step})"
     alpha_name = rf"\alpha_{{{t}}}" if s == t - 1 else rf"\alpha_{{{t}|{s}}}"
-    filled = (rf"x_{{{s}}} &= {number(1 / math.sqrt(alpha))}\,\big(x_{{{t}}} - {number(beta / math.sqrt(1 - abar_t))}"
-              rf"\,\hat\varepsilon\big){noise},\qquad {alpha_name} = {number(alpha)}")
-    return r"\begin{aligned}" + general + r"\\" + filled + r"\end{aligned}"
+    filled = (rf"x_{{{s}}} &= {number(1 / math.sqrt(c.alpha))}\,\big(x_{{{t}}} - {number(c.beta / c.eps_scale)}"
+              rf"\,\hat\varepsilon\big){noise},\qquad {alpha_name} = {number(c.alpha)}")
+    computed = (rf"&= {number(c.mean_x0)}\,\hat x_0 + {number(c.mean_xt)}\,x_{{{t}}}"
+                + (rf" + {number(c.lattice_noise)}\,z" if s > 0 else "")
+                + rf",\qquad {x0}\ \text{{(clipped)}}")
+    return r"\begin{aligned}" + general + r"\\" + filled + r"\\" + computed + r"\end{aligned}"
 
 
-def reverse_coords(schedule, t: int, s: int, sampler: str, step_lr: float = DEFAULT_STEP_LR) -> tuple[str, ...]:
-    """The coordinate update(s) from t to s (predictor-corrector: the corrector first), with numbers."""
-    sigma_t, sigma_s = float(schedule.sigma[t]), float(schedule.sigma[s])
-    d2 = sigma_t ** 2 - sigma_s ** 2
+def reverse_coords(c: Coefficients) -> tuple[str, ...]:
+    """The coordinate update(s) of coefficients ``c`` (predictor-corrector: the corrector first), with numbers."""
+    t, s = c.t, c.s
     sym = _symbols(t, s)["s"]
+    sigmas = rf"&\sigma_{{{t}}} = {number(c.sigma_t)},\ \sigma_{{{s}}} = {number(c.sigma_s)}\end{{aligned}}"
     lines = []
-    if sampler == "pc":
-        gamma = step_lr * (sigma_t / float(schedule.sigma[1])) ** 2
+    if isinstance(c, PCCoefficients):
         lines.append(r"\begin{aligned}F_t &\leftarrow (F_t + \gamma\,\hat s + \sqrt{2\gamma}\,z) \bmod 1,"
                      r"\qquad \gamma = \eta\,(\sigma_t/\sigma_1)^2\\"
-                     + rf"F_{{{t}}} &\leftarrow (F_{{{t}}} + {number(gamma)}\,\hat s + {number(math.sqrt(2 * gamma))}\,z)"
-                     + rf" \bmod 1,\qquad \eta = {number(step_lr)}\end{{aligned}}")
-    if sampler == "ddim":
+                     + rf"F_{{{t}}} &\leftarrow (F_{{{t}}} + {number(c.gamma)}\,\hat s + {number(c.corrector_noise)}\,z)"
+                     + rf" \bmod 1,\qquad \eta = {number(c.step_lr)}\end{{aligned}}")
+    if isinstance(c, DDIMCoefficients):
         lines.append(rf"\begin{{aligned}}F_{{{sym}}} &= \big(F_t + \tfrac12(\sigma_t^2 - \sigma_{{{sym}}}^2)\,\hat s\big) \bmod 1\\"
-                     + rf"F_{{{s}}} &= (F_{{{t}}} + {number(0.5 * d2)}\,\hat s) \bmod 1\\"
-                     + rf"&\sigma_{{{t}}} = {number(sigma_t)},\ \sigma_{{{s}}} = {number(sigma_s)}\end{{aligned}}")
+                     + rf"F_{{{s}}} &= (F_{{{t}}} + {number(c.coord_drift)}\,\hat s) \bmod 1\\" + sigmas)
         return tuple(lines)
-    if sampler not in ("ddpm", "pc"):
-        raise ValueError(f"unknown sampler '{sampler}'; choose ddpm, pc or ddim")
-    noise = math.sqrt(d2 * sigma_s ** 2 / sigma_t ** 2) if sigma_t > 0 else 0.0
-    noise_text = rf" + {number(noise)}\,z" if s > 0 else ""
+    noise_text = rf" + {number(c.coord_noise)}\,z" if s > 0 else ""
     lines.append(rf"\begin{{aligned}}F_{{{sym}}} &= \Big(F_t + (\sigma_t^2 - \sigma_{{{sym}}}^2)\,\hat s + "
                  rf"\sqrt{{\tfrac{{(\sigma_t^2 - \sigma_{{{sym}}}^2)\,\sigma_{{{sym}}}^2}}{{\sigma_t^2}}}}\,z\Big) \bmod 1\\"
-                 + rf"F_{{{s}}} &= (F_{{{t}}} + {number(d2)}\,\hat s{noise_text}) \bmod 1\\"
-                 + rf"&\sigma_{{{t}}} = {number(sigma_t)},\ \sigma_{{{s}}} = {number(sigma_s)}\end{{aligned}}")
+                 + rf"F_{{{s}}} &= (F_{{{t}}} + {number(c.coord_drift)}\,\hat s{noise_text}) \bmod 1\\" + sigmas)
     return tuple(lines)
 
 
@@ -232,50 +257,60 @@ def guidance_line(w: float) -> str:
             + rf" = {number(1 + w)}\,\hat\varepsilon(x_t, t, c) - {number(w)}\,\hat\varepsilon(x_t, t, \varnothing)")
 
 
+COORD_NOTES = {
+    "ddpm": "ŝ is the predicted score of the wrapped normal: it points from each atom toward where the model "
+            "thinks it belongs. The step moves along it by σ_t² − σ_s² and adds a little noise back.",
+    "pc": "First the corrector: a tiny Langevin step at the same noise level (η is the step size), then the "
+          "same predictor as DDPM. The corrector lets the atoms settle before the noise drops.",
+    "ddim": "The probability-flow ODE: half the DDPM move along the score and no noise, so the same start "
+            "always gives the same crystal.",
+}
+LATTICE_TITLES = {"ddpm": "Lattice: DDPM update with the predicted noise ε̂",
+                  "pc": "Lattice: DDPM update with the predicted noise ε̂",
+                  "ddim": "Lattice: DDIM update (deterministic)"}
+COORD_TITLES = {"ddpm": "Coordinates: reverse wrapped-normal step", "pc": "Coordinates: corrector, then predictor",
+                "ddim": "Coordinates: probability-flow step"}
+
+
 def reverse_panels(schedule, steps: int | None, t: int, sampler: str, task: str = "csp", guidance: float = 0.0,
-                   step_lr: float = DEFAULT_STEP_LR) -> list[Panel]:
+                   step_lr: float = DEFAULT_STEP_LR, trajectory=None, start_step: int | None = None) -> list[Panel]:
     """The reverse-process equations of one sampler at slider step t of a trajectory.
 
-    schedule: the model's ``NoiseSchedule``; steps: the run's network evaluations (None = T);
-    task: 'csp' or 'gen' (adds the type-reveal rule); guidance: w, 0 when not conditioned.
+    With ``trajectory`` (a ``Trajectory`` that kept its coefficients) the numbers are those the run
+    used and its own sampler and grid are shown; otherwise the sampler computes them for
+    ``schedule`` (the model's ``NoiseSchedule``), ``steps`` network evaluations (None = T) and
+    ``start_step`` (a run from a noised structure). task: 'csp' or 'gen' (adds the type-reveal
+    rule); guidance: w, 0 when not conditioned; step_lr: the pc corrector's step size.
     """
-    t = _check_step(schedule, t)
-    t_from, s = reverse_pair(schedule.num_steps, steps, t)
+    if trajectory is not None and trajectory.coefficients:
+        c = recorded_update(trajectory, t)
+        updates = len(trajectory.coefficients)
+    else:
+        t = _check_step(schedule, t)
+        c = update_coefficients(schedule, steps, t, sampler, step_lr, start_step)
+        updates = len(step_grid(int(schedule.num_steps), steps, start_step))
+    sampler = _sampler_of(c)
+    t_from, s = c.t, c.s
+    total = int(schedule.num_steps) if schedule is not None else trajectory.coefficients[0].t
     where = (f"This is the update the sampler made at t = {t_from}, going to s = {s}"
-             + (" (the last one: it produced the crystal at t = 0)." if t == 0 else ".")
-             + ("" if s == t_from - 1 else f" It runs {len(step_grid(int(schedule.num_steps), steps))} of the "
-                f"T = {schedule.num_steps} steps, so ᾱ_t/ᾱ_s plays the role of α_t."))
-    abar_t, abar_s = float(schedule.abar[t_from]), float(schedule.abar[s])
-    if sampler == "ddim":
+             + (" (the last one: it produced the crystal at t = 0)." if int(t) == 0 else ".")
+             + ("" if s == t_from - 1 else f" It runs {updates} of the T = {total} steps, so ᾱ_t/ᾱ_s plays the "
+                "role of α_t."))
+    if isinstance(c, DDIMCoefficients):
         lattice_note = (f"{where} DDIM is deterministic: it estimates the clean lattice x̂₀ from the predicted noise "
                         "and re-noises it to the lower level s with the same ε̂, adding no fresh noise.")
     else:
-        beta = 1 - abar_t / abar_s
-        lattice_note = (f"{where} The update removes a slice ({beta / math.sqrt(1 - abar_t):.3g}) of the predicted "
-                        f"noise ε̂ and adds fresh noise √β z ({math.sqrt(beta):.3g} z)"
+        lattice_note = (f"{where} The update removes a slice ({c.beta / c.eps_scale:.3g}) of the predicted "
+                        f"noise ε̂ and adds fresh noise √β z ({math.sqrt(c.beta):.3g} z)"
                         + (", none on the last step" if s == 0 else "") + "; both shrink as t goes to 0. "
-                        "The code first clips the predicted x̂₀ to the data range, which only matters near t = T.")
-    coord_notes = {
-        "ddpm": "ŝ is the predicted score of the wrapped normal: it points from each atom toward where the model "
-                "thinks it belongs. The step moves along it by σ_t² − σ_s² and adds a little noise back.",
-        "pc": "First the corrector: a tiny Langevin step at the same noise level (η is the step size), then the "
-              "same predictor as DDPM. The corrector lets the atoms settle before the noise drops.",
-        "ddim": "The probability-flow ODE: half the DDPM move along the score and no noise, so the same start "
-                "always gives the same crystal.",
-    }
-    if sampler not in coord_notes:
-        raise ValueError(f"unknown sampler '{sampler}'; choose ddpm, pc or ddim")
-    lattice_title = {"ddpm": "Lattice: DDPM update with the predicted noise ε̂", "pc": "Lattice: DDPM update "
-                     "with the predicted noise ε̂", "ddim": "Lattice: DDIM update (deterministic)"}[sampler]
-    coords_title = {"ddpm": "Coordinates: reverse wrapped-normal step", "pc": "Coordinates: corrector, then predictor",
-                    "ddim": "Coordinates: probability-flow step"}[sampler]
-    panels = [Panel(lattice_title, (reverse_lattice(schedule, t_from, s, sampler),), lattice_note),
-              Panel(coords_title, reverse_coords(schedule, t_from, s, sampler, step_lr), coord_notes[sampler], "coords")]
+                        "The code first clips the predicted x̂₀ to the data range, which only matters near t = T; "
+                        "the last line is the form it computes, with the numbers it used.")
+    panels = [Panel(LATTICE_TITLES[sampler], (reverse_lattice(c),), lattice_note),
+              Panel(COORD_TITLES[sampler], reverse_coords(c), COORD_NOTES[sampler], "coords")]
     if task == "gen":
-        reveal = (t_from - s) / t_from
         panels.append(Panel("Atom types (absorbing diffusion)",
                             (rf"P(\text{{reveal a masked atom}}) = \frac{{t - s}}{{t}} = \frac{{{t_from - s}}}{{{t_from}}}"
-                             rf" = {number(reveal)}",),
+                             rf" = {number(c.reveal)}",),
                             "Undecided atoms get their element at random moments, drawn from the model's p(type | x_t); "
                             "by t = 0 every atom is decided.", "types"))
     if guidance:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from diffusion.api import formula_text
+
 from .models import ModelEntry, suggest_formula_units
 
 ss = st.session_state
@@ -26,8 +28,6 @@ def formula_units_button(entry: ModelEntry, prefix: str, composition_key: str, a
 
 def _on_suggest(entry: ModelEntry, prefix: str, composition_key: str, atomic_numbers: list[int], max_atoms: int) -> None:
     """Write the proposed cell into the composition box (a callback: runs before the widgets are drawn)."""
-    from diffusion.formula_units import formula_text
-
     proposal, message = suggest_formula_units(entry, atomic_numbers, max_atoms)
     if proposal is None:
         ss[f"{prefix}.fu_hint"] = (message, ss.get(composition_key))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from diffusion import SCHEDULE_NAMES, Crystal, CrystalError, ForwardSetup, forward_noise, make_schedule
-from diffusion.data import DATA_DIR, DatasetError, available_dataset_files, load_csv
+from diffusion.api import (DATA_DIR, SCHEDULE_NAMES, Crystal, CrystalError, DatasetError, ForwardSetup,
+                           available_dataset_files, forward_noise, load_csv, make_schedule)
 
 from .equation_view import show_panels
 from .equations import forward_panels

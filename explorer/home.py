@@ -6,8 +6,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from diffusion import Crystal, ForwardSetup, forward_noise
-from diffusion.checkpoints import headline_metrics, training_summary
+from diffusion.api import Crystal, ForwardSetup, forward_noise, headline_metrics, training_summary
 
 from .examples import example_structure
 from .layout import PAGES, page_link

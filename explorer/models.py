@@ -13,12 +13,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from diffusion import CheckpointError, describe_device, generate, list_checkpoints, load_model, resolve_device
-from diffusion.api import check_composition
-from diffusion.checkpoints import checkpoint_folder, read_checkpoint
-from diffusion.precision import fast_bfloat16
-from diffusion.space_group_prediction import NO_PROTOTYPE_MATCH
-from diffusion.templates import NO_TEMPLATE
+from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, check_composition, checkpoint_folder,
+                           describe_device, fast_bfloat16, generate, list_checkpoints, load_card, load_model,
+                           read_checkpoint, resolve_device, training_formula_units, training_space_group_predictor,
+                           training_template_library)
 
 from .settings import GenerateSettings
 
@@ -77,6 +75,16 @@ def models_folder() -> str:
     return str(checkpoint_folder())
 
 
+def require_models() -> list[ModelEntry]:
+    """The available models; with none, a message that says how to get one, and the page stops there."""
+    models = available_models()
+    if not models:
+        st.error(f"No trained models found in `{models_folder()}`. Train one with `crystal-diffusion train ...` "
+                 "or point CRYSTAL_DIFFUSION_CHECKPOINTS at a folder of checkpoints.")
+        st.stop()
+    return models
+
+
 @st.cache_resource(show_spinner=False)
 def app_device() -> torch.device:
     """CUDA when present, else the CPU (shared by all sessions)."""
@@ -105,14 +113,6 @@ def _load(path: str, version: int, device: str):
 def get_model(entry: ModelEntry):
     """The loaded model (shared by all sessions: never mutate it). Raises ``CheckpointError``."""
     return _load(entry.path, entry.version, str(app_device()))
-
-
-def try_get_model(entry: ModelEntry):
-    """(model, None) or (None, message) for a checkpoint that cannot be read."""
-    try:
-        return get_model(entry), None
-    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError) as exc:
-        return None, f"could not load {entry.name}: {exc}"
 
 
 @st.cache_data(max_entries=24, show_spinner=False)
@@ -194,26 +194,25 @@ def try_model_info(entry: ModelEntry) -> tuple[ModelInfo | None, str | None]:
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the model's training crystals...")
 def _space_group_predictor(path: str, version: int):
-    from diffusion.checkpoints import load_card
-    from diffusion.evaluation import training_space_group_predictor
-
     return training_space_group_predictor(load_card(Path(path)))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the model's training crystals...")
 def _template_library(path: str, version: int):
-    from diffusion.checkpoints import load_card
-    from diffusion.evaluation import training_template_library
-
     return training_template_library(load_card(Path(path)))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the model's training crystals...")
 def _formula_units_advisor(path: str, version: int):
-    from diffusion.checkpoints import load_card
-    from diffusion.evaluation import training_formula_units
-
     return training_formula_units(load_card(Path(path)))
+
+
+def reference_volume(entry: ModelEntry, atomic_numbers):
+    """The training crystals' volume per atom for this chemistry (None when they say nothing or cannot be read)."""
+    try:
+        return _formula_units_advisor(entry.path, entry.version).reference_volume(list(atomic_numbers))
+    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError):
+        return None
 
 
 def suggest_formula_units(entry: ModelEntry, atomic_numbers, max_atoms: int) -> tuple[object | None, str | None]:

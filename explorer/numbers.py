@@ -14,8 +14,7 @@ from functools import lru_cache
 import numpy as np
 from pymatgen.core import Structure
 
-SYMPREC = 0.1
-VALID_MIN_DISTANCE = 0.5  # angstrom: the field's structural-validity threshold
+from diffusion.api import SYMPREC, VALID_MIN_DISTANCE
 
 
 @lru_cache(maxsize=512)

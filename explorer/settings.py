@@ -25,6 +25,7 @@ PRECISION_LABELS = {
 DEFAULT_PRECISION = "float32"
 DEFAULT_SAMPLER = "ddim"
 DEFAULT_STEPS = {"ddim": 100, "ddpm": 1000, "pc": 1000}
+DEFAULT_TEMPLATE_STEP = 300   # of T = 1000: keeps the template's structure type, visibly noised
 MAX_SEED = 2**31 - 1
 MAX_GUIDANCE = 20.0
 
@@ -132,6 +133,14 @@ def _float(text: str, name: str, errors: list[str], low: float = -math.inf, high
     return value
 
 
+def _choice(text: str, name: str, choices, errors: list[str]) -> str | None:
+    """``text`` when it is one of ``choices``; else None and a message in ``errors``."""
+    if text in choices:
+        return text
+    errors.append(f"unknown {name} '{text}' (choose {', '.join(choices)})")
+    return None
+
+
 def from_query(params: Mapping[str, str], models: Mapping[str, int], default: GenerateSettings
                ) -> tuple[GenerateSettings, int | None, list[str]]:
     """Settings from URL query parameters, falling back to ``default`` field by field.
@@ -170,11 +179,8 @@ def from_query(params: Mapping[str, str], models: Mapping[str, int], default: Ge
         values["prop"] = p
     if "w" in params and (w := _float(params["w"], "w", errors, 0.0, MAX_GUIDANCE)) is not None:
         values["guidance"] = w
-    if "sampler" in params:
-        if params["sampler"] in SAMPLER_LABELS:
-            values["sampler"] = params["sampler"]
-        else:
-            errors.append(f"unknown sampler '{params['sampler']}' (choose {', '.join(SAMPLER_LABELS)})")
+    if "sampler" in params and (sampler := _choice(params["sampler"], "sampler", SAMPLER_LABELS, errors)):
+        values["sampler"] = sampler
     if "steps" in params and (s := _int(params["steps"], "steps", 1, T, errors)) is not None:
         values["steps"] = s
     else:
@@ -183,11 +189,8 @@ def from_query(params: Mapping[str, str], models: Mapping[str, int], default: Ge
         values["seed"] = seed
     if "template" in params and (t0 := _int(params["template"], "template", 1, T, errors)) is not None:
         values["template_step"] = t0
-    if "precision" in params:
-        if params["precision"] in PRECISION_LABELS:
-            values["precision"] = params["precision"]
-        else:
-            errors.append(f"unknown precision '{params['precision']}' (choose {', '.join(PRECISION_LABELS)})")
+    if "precision" in params and (precision := _choice(params["precision"], "precision", PRECISION_LABELS, errors)):
+        values["precision"] = precision
     step = None
     if "t" in params:
         step = _int(params["t"], "t", 0, T, errors)

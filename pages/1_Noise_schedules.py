@@ -4,7 +4,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from diffusion import SCHEDULE_NAMES, make_schedule
+from diffusion.api import SCHEDULE_NAMES, make_schedule
 from explorer.figures import SCHEDULE_CAPTIONS, SCHEDULE_PLOTS, schedule_figure
 from explorer.layout import page_link, setup_page
 

@@ -3,7 +3,7 @@ import streamlit as st
 
 from explorer import batch, relax_view
 from explorer.layout import setup_page
-from explorer.models import available_models, models_folder
+from explorer.models import require_models
 
 setup_page("Batch & metrics")
 st.title("Batch & metrics")
@@ -11,10 +11,7 @@ st.markdown("One crystal can be lucky. Sample many with the same conditions (eac
             "how many are physically valid, whether they find the known structure, and whether their densities "
             "look like the data the model learned from.")
 
-models = available_models()
-if not models:
-    st.error(f"No trained models found in `{models_folder()}`.")
-    st.stop()
+models = require_models()
 
 entry, info, settings, count, problem = batch.controls(models)
 if st.button("Sample the batch", type="primary", icon=":material/grid_view:", key="batch.go"):

@@ -4,7 +4,7 @@ import streamlit as st
 from explorer import compare
 from explorer.equation_view import glossary
 from explorer.layout import setup_page
-from explorer.models import available_models, models_folder
+from explorer.models import require_models
 
 setup_page("Compare")
 st.title("Compare two runs")
@@ -12,11 +12,7 @@ st.markdown("Change one thing and keep everything else: the sampler, guidance of
             "of steps, or where the run starts (noise, or a similar known crystal noised to t0). Both runs end in a "
             "crystal; one slider moves both through the reverse process, so you see where they part ways.")
 
-models = available_models()
-if not models:
-    st.error(f"No trained models found in `{models_folder()}`. Train one with `python -m diffusion train ...` "
-             "or point CRYSTAL_DIFFUSION_CHECKPOINTS at a folder of checkpoints.")
-    st.stop()
+models = require_models()
 
 compare.init_state(models)
 entry, info, pair, problem = compare.controls(models)

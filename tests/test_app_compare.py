@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from explorer.compare import common_steps, frame_at, split_settings
+from diffusion.trajectory import nearest_frame as frame_at
+from explorer.comparison import common_steps, split_settings
 from explorer.settings import GenerateSettings
 
 ROOT = Path(__file__).resolve().parent.parent

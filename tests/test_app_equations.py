@@ -70,7 +70,7 @@ def test_generate_equations_follow_the_slider_and_exports(app_env):
 
     labels = [b.label for b in at.get("download_button")]
     assert any("GIF" in label for label in labels) and any("PNG" in label for label in labels)
-    from explorer.generate import export_picture
+    from explorer.downloads import export_picture
     gif = Image.open(io.BytesIO(export_picture(ddim, "gif", 4)))
     assert gif.n_frames == 4 and gif.size == (480, 480)
     assert export_picture(ddim, "gif", 4) is export_picture(ddim, "gif", 4), "cached"

@@ -198,10 +198,10 @@ def test_shipped_perovskite_models_still_match_validation_crystals(name):
     """A regression check of the shipped weights: the first 40 validation perovskites, DDIM 50, one sample
     each (cards: 52-54% on all 379; 40 crystals resolve about +-8 points)."""
     from diffusion.cli import build_parser
-    from diffusion.evaluation import evaluate_checkpoint
+    from diffusion.evaluation import EvaluationConfig, evaluate_checkpoint
 
     argv = ["evaluate", "--checkpoint", str(SHIPPED / f"{name}.pt"), "--limit", "40", "--sampler", "ddim", "--steps", "50"]
-    metrics = evaluate_checkpoint(build_parser().parse_args(argv), "test")["metrics"]
+    metrics = evaluate_checkpoint(EvaluationConfig.from_args(build_parser().parse_args(argv)), "test")["metrics"]
     assert metrics["n"] == 40 and metrics["match_rate"] >= 0.35 and metrics["validity"] >= 0.85, metrics
 
 

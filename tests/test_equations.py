@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+import torch
 
 from diffusion import make_schedule
 from explorer.equations import (GLOSSARY, forward_closed_form, forward_panels, forward_step, number, reverse_pair,
@@ -97,3 +99,104 @@ def test_glossary_terms():
     terms = [term.lower() for term, _ in GLOSSARY]
     for word in ("schedule", "snr", "wrapped normal", "score", "guidance", "predictor-corrector"):
         assert any(word in term for term in terms), word
+
+
+# ---------------------------------------------------------------- the panel shows the sampler's own numbers
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def perov_small():
+    from diffusion.checkpoints import load_model
+    return load_model(CHECKPOINTS / "perov_5_small.pt")
+
+
+def _panel_text(panels) -> str:
+    return "\n".join(line for p in panels for line in p.latex)
+
+
+def _used_numbers(c) -> list[float]:
+    """Every coefficient a sampler's update used that appears in the equations."""
+    from diffusion.samplers import DDIMCoefficients, PCCoefficients
+
+    numbers = [c.sigma_t, c.sigma_s, c.eps_scale, c.signal_scale]
+    if isinstance(c, DDIMCoefficients):
+        return numbers + [c.signal_scale_s, c.eps_scale_s, c.coord_drift]
+    numbers += [c.alpha, c.mean_x0, c.mean_xt, c.coord_drift] + ([c.lattice_noise, c.coord_noise] if c.s > 0 else [])
+    if isinstance(c, PCCoefficients):
+        numbers += [c.gamma, c.corrector_noise, c.step_lr]
+    return numbers
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "pc", "ddim"])
+def test_panel_numbers_are_the_ones_the_sampler_used(perov_small, sampler):
+    from diffusion.process import Prediction
+    from diffusion.samplers import CrystalNoise, SamplerState, ScheduleValues, make_sampler
+    from diffusion.sampling import SampleRequest, SamplingConfig, resolved_step_lr, sample
+
+    config = SamplingConfig(sampler=sampler, steps=8)
+    traj = sample(perov_small, SampleRequest((5,), (3,), ((38, 22, 8, 8, 8),)), config)
+    step_lr = resolved_step_lr(perov_small, config)
+    own = make_sampler(sampler, ScheduleValues.of(perov_small), step_lr=step_lr)
+    state = SamplerState(torch.zeros(1, 6), torch.full((5, 3), 0.5), torch.tensor([38, 22, 8, 8, 8]))
+    out = Prediction(torch.zeros(1, 6), torch.zeros(5, 3), None)
+    for c in traj.coefficients:
+        # what sampler.step returns for this update is what the run kept
+        assert own.step(state, c.t, c.s, out, CrystalNoise((0,), [5], torch.device("cpu"))).coefficients == c
+        shown = reverse_panels(perov_small.schedule, 8, c.t, sampler, step_lr=step_lr or 5e-7, trajectory=traj)
+        text = _panel_text(shown)
+        for value in _used_numbers(c):
+            assert number(value) in text, (sampler, c.t, value)
+        # without the trajectory the sampler computes the same numbers for the model's schedule
+        alone = reverse_panels(perov_small.schedule, 8, c.t, sampler, step_lr=step_lr or 5e-7)
+        assert _panel_text(alone) == text
+    assert _panel_text(reverse_panels(None, None, 0, sampler, trajectory=traj)) == _panel_text(
+        reverse_panels(perov_small.schedule, 8, traj.coefficients[-1].t, sampler, step_lr=step_lr or 5e-7))
+
+
+def test_panel_of_a_run_from_a_template_follows_its_own_grid(perov_small):
+    """A run started at t0 has a grid of its own: the recorded coefficients give its updates."""
+    from diffusion.sampling import SampleRequest, SamplingConfig, sample
+
+    from diffusion.crystal import Crystal
+
+    lattice = torch.eye(3, dtype=torch.float64) * 3.9
+    frac = torch.tensor([[0, 0, 0], [.5, .5, .5], [.5, .5, 0], [.5, 0, .5], [0, .5, .5]], dtype=torch.float64)
+    start = Crystal(torch.tensor([38, 22, 8, 8, 8]), frac, lattice)
+    request = SampleRequest((5,), (1,), ((38, 22, 8, 8, 8),), start=(start,), start_step=300)
+    traj = sample(perov_small, request, SamplingConfig(sampler="ddpm", steps=20))
+    first = traj.coefficients[0]
+    assert first.t == 300 and int(traj.timesteps[0]) == 300
+    text = _panel_text(reverse_panels(perov_small.schedule, 20, 300, "ddpm", trajectory=traj))
+    assert f"x_{{{first.s}}}" in text and number(first.mean_x0) in text
+    assert text == _panel_text(reverse_panels(perov_small.schedule, 20, 300, "ddpm", start_step=300))
+    with pytest.raises(ValueError, match="grid"):
+        reverse_panels(perov_small.schedule, 20, 300, "ddpm")  # the plain grid of 20 steps does not hold 300
+
+
+def test_type_reveal_panel_uses_the_recorded_probability():
+    from diffusion.checkpoints import load_model
+    from diffusion.sampling import SampleRequest, SamplingConfig, sample
+
+    model = load_model(CHECKPOINTS / "perov_5_gen.pt")
+    traj = sample(model, SampleRequest((5,), (2,)), SamplingConfig(sampler="ddim", steps=5))
+    c = traj.coefficients[1]
+    panels = reverse_panels(model.schedule, 5, c.t, "ddim", task="gen", trajectory=traj)
+    assert number(c.reveal) in panels[2].latex[0] and rf"\frac{{{c.t - c.s}}}{{{c.t}}}" in panels[2].latex[0]
+
+
+def test_a_trajectory_without_coefficients_falls_back_to_the_sampler(perov_small):
+    """Trajectories made before the coefficients were kept (or unpickled from then) still get their panel."""
+    import dataclasses
+    import pickle
+
+    from diffusion.sampling import SampleRequest, SamplingConfig, sample
+
+    traj = sample(perov_small, SampleRequest((5,), (4,), ((38, 22, 8, 8, 8),)), SamplingConfig(steps=6))
+    again = pickle.loads(pickle.dumps(traj))
+    assert again.coefficients == traj.coefficients
+    old = dataclasses.replace(traj, coefficients=())
+    t = int(traj.timesteps[1])
+    assert _panel_text(reverse_panels(perov_small.schedule, 6, t, "ddpm", trajectory=old)) == _panel_text(
+        reverse_panels(perov_small.schedule, 6, t, "ddpm", trajectory=traj))

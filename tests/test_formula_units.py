@@ -75,3 +75,32 @@ def test_generate_page_button_sets_the_cell(checkpoint_dir, monkeypatch):
     assert not at.exception and not at.error
     assert at.text_input(key="gen.composition").value == "SrTiO3"
     assert any("1 formula unit per cell" in i.value for i in at.info)
+
+
+def test_reference_volume_of_the_formula_then_of_its_elements(advisor):
+    tio2 = advisor.reference_volume(parse_formula("TiO2"))
+    assert tio2.basis == "formula" and tio2.count == 3 and tio2.volume_per_atom == pytest.approx(64 / 6)
+    ti3o5 = advisor.reference_volume(parse_formula("Ti3O5"))
+    assert ti3o5.basis == "elements" and ti3o5.count == 3
+    assert advisor.reference_volume(parse_formula("LiF")) is None
+
+
+def test_generate_says_what_came_out_and_retries(checkpoint_dir, perov_rows, monkeypatch):
+    import explorer.generate_outcome as outcome
+    from diffusion.data import load_csv
+    formula = load_csv(perov_rows).crystals[0].formula   # a formula the tiny model's training crystals have
+    monkeypatch.setattr(outcome, "VOLUME_TOLERANCE", 0.0)   # every cell differs from the median a little
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Generate.py"), default_timeout=120).run()
+    at.text_input(key="gen.composition").set_value(formula)
+    at.number_input(key="gen.steps").set_value(5)
+    at.button(key="gen.go").click().run()
+    assert not at.exception
+    assert any("per atom than the training crystals of this formula" in w.value for w in at.warning)
+    seed = at.session_state["gen.seed"]
+    at.button(key="gen.retry_seed").click().run()
+    assert not at.exception
+    assert at.session_state["gen.seed"] == seed + 1 and len(at.session_state["gen.results"]) == 2
+    at.button(key="gen.retry_template").click().run()
+    assert not at.exception and at.session_state["gen.start"] == "template"
+    assert at.session_state["gen.results"][-1].settings.template_step is not None

@@ -1,10 +1,10 @@
-"""The network evaluation inside a sampling loop, traced once per batch shape.
+"""The network evaluation inside a sampling loop, traced once per batch shape (``NetworkEvaluator``).
 
 A sampler calls ``model.predict`` hundreds of times on tensors of identical shapes. In eager
 mode most of a small crystal's step is Python and dispatcher overhead (module calls, argument
 handling), not arithmetic. ``torch.jit.trace`` records the step's tensor operations once and
 replays them without the Python layer: the same operations on the same parameters, so the
-outputs are identical (checked in tests/test_step_predictor.py), ~30% less time per step on CPU.
+outputs are identical (checked in tests/test_network_evaluator.py), ~30% less time per step on CPU.
 
 Traces share the model's parameters (they are not frozen), so a model that keeps training
 (the Train page) is always evaluated with its current weights. They are kept on the model
@@ -19,8 +19,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from .crystal import CrystalGraph
-from .process import TRACE_CACHE_ATTRIBUTE, CrystalDiffusion, Prediction
+from ..crystal import CrystalGraph
+from ..process import TRACE_CACHE_ATTRIBUTE, CrystalDiffusion, Prediction
 
 MAX_CACHED_TRACES = 16
 DEFAULT_MAX_EDGES = 8192
@@ -93,8 +93,8 @@ class _GraphStep:
         return eps, score, logits if self.model.model_config.predict_types else None
 
 
-class StepPredictor:
-    """Evaluates the model at a fixed batch: ``predictor(types, frac, x, t, fixed) -> Prediction``.
+class NetworkEvaluator:
+    """Evaluates the model at a fixed batch: ``evaluate(types, frac, x, t, fixed) -> Prediction``.
 
     fixed: (B, H) the precomputed time + condition context of the step (conditions enter only
     through it); only graphs of at most ``MAX_TRACED_EDGES`` edges are traced. Batches with

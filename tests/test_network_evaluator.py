@@ -7,7 +7,7 @@ import torch
 from diffusion.crystal import CrystalGraph, fully_connected_edges
 from diffusion.sampling import SampleRequest, SamplingConfig, sample
 from diffusion.process import TRACE_CACHE_ATTRIBUTE
-from diffusion.step_predictor import StepPredictor
+from diffusion.samplers.evaluator import NetworkEvaluator
 
 PEROVSKITES = ((38, 22, 8, 8, 8), (56, 22, 8, 8, 8), (11, 17))
 
@@ -45,14 +45,14 @@ def test_trace_follows_weight_updates(tiny_csp):
     graph = CrystalGraph.build(torch.tensor([5]))
     args = (torch.tensor(PEROVSKITES[0]), torch.rand(5, 3), torch.randn(1, 6), torch.tensor([20]),
             torch.randn(1, model.model_config.hidden))
-    predictor = StepPredictor(model, graph)
-    assert predictor.traced
-    before = predictor(*args).coord_score
+    evaluate = NetworkEvaluator(model, graph)
+    assert evaluate.traced
+    before = evaluate(*args).coord_score
     with torch.no_grad():
         for p in model.denoiser.coord_head.parameters():
             p.mul_(2.0)
-    after = StepPredictor(model, graph)(*args).coord_score  # served from the cache
-    eager = StepPredictor(model, graph, trace=False)(*args).coord_score
+    after = NetworkEvaluator(model, graph)(*args).coord_score  # served from the cache
+    eager = NetworkEvaluator(model, graph, trace=False)(*args).coord_score
     assert torch.allclose(after, eager, atol=1e-6) and not torch.allclose(after, before)
 
 
@@ -76,8 +76,8 @@ def test_chunked_evaluation_equals_one_pass(tiny_gen):
     N, B = int(num_atoms.sum()), 4
     args = (torch.randint(0, 30, (N,)), torch.rand(N, 3), torch.randn(B, 6), torch.tensor([3, 9, 27, 40]),
             torch.randn(B, tiny_gen.model_config.hidden))
-    whole = StepPredictor(tiny_gen, graph)
-    chunked = StepPredictor(tiny_gen, graph, max_edges=30)
+    whole = NetworkEvaluator(tiny_gen, graph)
+    chunked = NetworkEvaluator(tiny_gen, graph, max_edges=30)
     assert len(whole.chunks) == 1 and [c[0] for c in chunked.chunks] == [slice(0, 1), slice(1, 3), slice(3, 4)]
     a, b = whole(*args), chunked(*args)
     for name in ("lattice_eps", "coord_score", "type_logits"):
@@ -93,12 +93,12 @@ def test_a_copied_model_does_not_share_traces(tiny_csp):
     graph = CrystalGraph.build(torch.tensor([3, 2]))
     args = (torch.tensor([38, 22, 8, 11, 17]), torch.rand(5, 3), torch.randn(2, 6), torch.tensor([20, 30]),
             torch.randn(2, tiny_csp.model_config.hidden))
-    assert StepPredictor(tiny_csp, graph).traced  # the original now has this shape's trace cached
+    assert NetworkEvaluator(tiny_csp, graph).traced  # the original now has this shape's trace cached
     clone = copy.deepcopy(tiny_csp)
     assert not clone.__dict__.get(TRACE_CACHE_ATTRIBUTE)
     with torch.no_grad():
         for p in clone.denoiser.coord_head.parameters():
             p.mul_(3.0)
-    traced = StepPredictor(clone, graph)(*args).coord_score
-    eager = StepPredictor(clone, graph, trace=False)(*args).coord_score
+    traced = NetworkEvaluator(clone, graph)(*args).coord_score
+    eager = NetworkEvaluator(clone, graph, trace=False)(*args).coord_score
     assert torch.allclose(traced, eager, atol=1e-6)

@@ -1,0 +1,81 @@
+"""The recommended setting: chosen from a card's validation rows, used by sample / evaluate by default."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+from diffusion.recommended import candidates, choose, recommended, resolve_sampling_args
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _row(sampler, steps, space_group, rate, template=None, k=1, n=100, at=500, guidance=0.0):
+    return {"task": "csp", "sampler": sampler, "steps": steps, "space_group": space_group, "k": k, "n": n,
+            "template_step": template, "guidance": guidance, "checkpoint_steps": at, "split": "val",
+            "metrics": {"match_rate": rate}}
+
+
+CARD = {"steps": 500, "split": {"validation": 100}, "metrics": {
+    "ddim_noise": _row("ddim", 100, "none", 0.20),
+    "pc_voted": _row("pc", 100, "predicted", 0.40, guidance=2.0),
+    "ddim_template": _row("ddim", 100, "predicted", 0.60, template=100, guidance=2.0),
+    "true_group": _row("pc", 100, "csv", 0.90),                  # not composition only
+    "best_of_5": _row("ddim", 100, "none", 0.95, k=5),           # not one sample each
+    "first_50": _row("ddim", 100, "none", 0.97, n=50),           # not the whole split
+    "old_weights": _row("ddim", 100, "none", 0.99, at=400),      # measured on earlier weights
+}}
+
+
+def test_only_composition_only_whole_split_current_rows_compete():
+    assert [s.key for s in candidates(CARD)] == ["ddim_template", "pc_voted", "ddim_noise"]
+    entry = choose(CARD)
+    assert entry["default"]["key"] == "ddim_template" and entry["noise"]["key"] == "pc_voted"
+    assert choose({"metrics": {}}) is None
+
+
+def test_start_and_flags():
+    card = {**CARD, "recommended": choose(CARD)}
+    assert recommended(card).template_step == 100
+    assert recommended(card, "noise").sampler == "pc" and recommended(card, "noise").template_step is None
+    assert recommended({}) is None
+
+    def args(**given):
+        base = dict(start=None, sampler=None, steps=None, guidance=None, template_step=None, step_lr=None,
+                    space_group=None)
+        return argparse.Namespace(**{**base, **given})
+
+    assert resolve_sampling_args(args(), card).key == "ddim_template", "no flag: the card's choice"
+    noise = resolve_sampling_args(args(start="noise"), card)
+    assert noise.key == "pc_voted" and noise.template_step is None
+    ddpm = resolve_sampling_args(args(sampler="ddpm"), card)
+    assert ddpm.sampler == "ddpm" and ddpm.steps is None and ddpm.space_group == "predicted", "a flag wins, alone"
+    plain = resolve_sampling_args(args(space_group="none"), card)
+    assert plain.guidance == 0.0, "nothing to guide toward"
+    assert resolve_sampling_args(args(), {}).sampler == "ddpm", "no recommendation: the built-in defaults"
+
+
+def test_shipped_recommendations_are_the_best_measured_rows():
+    for name in ("mp_20", "perov_5", "perov_5_small"):
+        card = json.loads((ROOT / "checkpoints" / f"{name}.json").read_text())
+        best = candidates(card)[0]
+        assert card["recommended"]["default"]["key"] == best.key, name
+        assert best.match_rate == max(s.match_rate for s in candidates(card))
+
+
+def test_sample_uses_the_card_and_says_so(checkpoint_dir, tmp_path, capsys):
+    from diffusion.checkpoints import load_card
+    from diffusion.cli import main
+    from diffusion.recommended import write_recommendation
+
+    path = tmp_path / "tiny.pt"
+    path.write_bytes((checkpoint_dir / "tiny_csp.pt").read_bytes())
+    path.with_suffix(".json").write_text((checkpoint_dir / "tiny_csp.json").read_text())
+    card = load_card(path)
+    steps, size = card["steps"], card["split"]["validation"]
+    card["metrics"] = {"ddim_3": _row("ddim", 3, "none", 0.5, at=steps, n=size)}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    write_recommendation(path, choose(card), "test")
+    assert main(["sample", "--checkpoint", str(path), "--composition", "SrTiO3", "--out", str(tmp_path / "o")]) == 0
+    assert "the card's recommendation: DDIM, 3 steps" in capsys.readouterr().err
