@@ -161,6 +161,7 @@ from .process import ProcessConfig  # noqa: E402
 from .relax import (DEFAULT_MAX_STEPS, HARD_MAX_STEPS, MATCHER_TOLERANCES, MAX_BATCH_RELAX, Potential,  # noqa: E402
                     PotentialUnavailable, RelaxError, RelaxResult, StabilityResult, energies_along, load_potential,
                     relax, relax_batch)
+from .recommended import SamplingSetting, recommended  # noqa: E402
 from .render import MAX_FRAMES, MAX_STRIP_PANELS, evenly_spaced_steps, render_gif, render_strip  # noqa: E402
 from .samplers import (Coefficients, DDIMCoefficients, DDPMCoefficients, PCCoefficients,  # noqa: E402
                        ScheduleValues, make_sampler)
@@ -182,7 +183,7 @@ __all__ = [
     'MAX_BATCH_RELAX', 'MAX_FRAMES', 'MAX_LIVE_ATOMS', 'MAX_LIVE_CRYSTALS', 'MAX_LIVE_SECONDS', 'MAX_LIVE_STEPS',
     'MAX_SAMPLES', 'MAX_SPACE_GROUP', 'MAX_STRIP_PANELS', 'NO_PROTOTYPE_MATCH', 'NO_SPACE_GROUP_CONDITION',
     'NO_TEMPLATE', 'noise_prediction', 'parse_formula', 'PCCoefficients', 'Potential', 'PotentialUnavailable',
-    'ProcessConfig', 'ProgressCallback', 'q_sample', 'q_sample_coords', 'read_checkpoint', 'relax', 'relax_batch',
+    'ProcessConfig', 'ProgressCallback', 'q_sample', 'q_sample_coords', 'recommended', 'SamplingSetting', 'read_checkpoint', 'relax', 'relax_batch',
     'RelaxError', 'RelaxResult', 'render_gif', 'render_strip', 'resolve_data_file', 'resolve_device', 'sample',
     'sample_num_atoms', 'SampleRequest', 'SamplingConfig', 'SCHEDULE_NAMES', 'ScheduleValues', 'StabilityResult',
     'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',

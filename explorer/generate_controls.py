@@ -13,6 +13,7 @@ from .examples import GENERATE_EXAMPLES, GenerateExample
 from .formula_units_field import formula_units_button
 from .generate_state import on_model_change, on_sampler_change, settings_to_widgets
 from .models import ModelEntry, ModelInfo, find_template, model_entry, precision_help, try_model_info
+from .recommended_field import recommended_line
 from .settings import (DEFAULT_PRECISION, DEFAULT_TEMPLATE_STEP, MAX_SEED, PRECISION_LABELS, SAMPLER_LABELS,
                        SAMPLER_NAMES, GenerateSettings)
 from .space_group_field import space_group_field
@@ -137,6 +138,8 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
             template_step, problem = _template_controls(entry, info, numbers if not problems else None, space_group)
             if problem:
                 problems.append(problem)
+    if info.task == "csp":
+        recommended_line(entry, numbers if not problems else None, info.num_steps)
     settings = GenerateSettings(
         model=entry.name, composition=str(ss.get("gen.composition", "")).strip(),
         num_atoms=int(ss.get("gen.num_atoms", info.typical_atoms)), space_group=space_group, prop=prop,

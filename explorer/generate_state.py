@@ -18,7 +18,9 @@ from __future__ import annotations
 import streamlit as st
 
 from .models import ModelEntry, ModelInfo, default_model, model_entry, try_model_info
+from .compositions import typed_atoms
 from .page_state import start_page_state
+from .recommended_field import apply_recommended
 from .result import Result
 from .settings import DEFAULT_STEPS, GenerateSettings, from_query
 
@@ -68,6 +70,8 @@ def init_state(models: list[ModelEntry]) -> None:
             errors.append(f"'atoms={params['atoms']}' is more than {settings.model} makes (at most {info.max_atoms})")
             settings = settings.replace(num_atoms=info.max_atoms)
     settings_to_widgets(settings, info)
+    if "model" not in params and info is not None and info.task == "csp":
+        apply_recommended(model_entry(models, settings.model), typed_atoms(settings.composition), info.num_steps)
     ss["gen.link_errors"] = errors
     if "model" in params and not errors:
         ss["gen.pending"] = True   # a shared link: reproduce its trajectory right away

@@ -79,3 +79,20 @@ def test_sample_uses_the_card_and_says_so(checkpoint_dir, tmp_path, capsys):
     write_recommendation(path, choose(card), "test")
     assert main(["sample", "--checkpoint", str(path), "--composition", "SrTiO3", "--out", str(tmp_path / "o")]) == 0
     assert "the card's recommendation: DDIM, 3 steps" in capsys.readouterr().err
+
+
+def test_generate_page_starts_from_the_shipped_recommendation(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.delenv("CRYSTAL_DIFFUSION_CHECKPOINTS", raising=False)
+    card = json.loads((ROOT / "checkpoints" / "mp_20.json").read_text())
+    best = recommended(card)
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Generate.py"), default_timeout=300).run()
+    assert not at.exception
+    state = at.session_state
+    assert state["gen.model"] == "mp_20" and state["gen.composition"] == "SrTiO3"
+    assert (state["gen.sampler"], state["gen.steps"], state["gen.start"]) == (best.sampler, best.steps, best.start)
+    assert state["gen.sg_text"].isdigit(), "the training crystals' vote fills the group"
+    assert any("Recommended for `mp_20`" in c.value for c in at.caption)
+    assert any("retrieved, not predicted" in i.value for i in at.info), "the vote is shown as retrieval"
+    assert any(c.value.startswith("Template: ") for c in at.caption), "the retrieved crystal is named"
