@@ -199,6 +199,7 @@ def card_markdown(card: dict) -> str:
     """The model card as Markdown for people (the JSON beside it is the machine-readable source)."""
     split = card.get("split", {})
     lines = [f"# {card.get('name', 'model')}", "", card.get("description", ""), "",
+             *([card["about_data"], ""] if card.get("about_data") else []),
              f"- command: `{card.get('command', '')}`",
              *[f"- data: `{d.get('file')}` (sha256 `{d.get('sha256')}`)" for d in card.get("data", [])],
              f"- split: {split.get('train')} training / {split.get('validation')} validation crystals "

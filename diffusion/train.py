@@ -36,6 +36,7 @@ from .model import DenoiserConfig, count_parameters
 from .process import CrystalDiffusion, Normalization, ProcessConfig
 
 STATE_FORMAT = "crystal-diffusion-train/1"
+CARRIED_CARD_FIELDS = ("about_data", "recommended", "corrector_step_lr_choice")
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,11 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
                            "optimizer": optimizer.state_dict(), "step": step, "wall_seconds": wall,
                            "history": history, "segments": record}, config.state_path)
         card = make_card(config, model, dataset, train_crystals, val_crystals, step, wall, history, command, record)
-        card["metrics"] = load_card(out).get("metrics", {}) if out.is_file() else {}
+        previous = load_card(out) if out.is_file() else {}
+        card["metrics"] = previous.get("metrics", {})
+        for key in CARRIED_CARD_FIELDS:  # what people and benchmarks wrote into the card stays with it
+            if key in previous:
+                card[key] = previous[key]
         save_checkpoint(ema, out, card)
 
     train_loss = math.nan

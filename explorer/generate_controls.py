@@ -140,6 +140,8 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
                 problems.append(problem)
     if info.task == "csp":
         recommended_line(entry, numbers if not problems else None, info.num_steps)
+    if entry.card.get("about_data"):
+        st.caption(f"**About `{entry.name}`'s data:** {entry.card['about_data']}")
     settings = GenerateSettings(
         model=entry.name, composition=str(ss.get("gen.composition", "")).strip(),
         num_atoms=int(ss.get("gen.num_atoms", info.typical_atoms)), space_group=space_group, prop=prop,

@@ -82,6 +82,8 @@ def _card(entry) -> None:
     st.markdown(f"**Task:** {task}")
     if card.get("description"):
         st.caption(card["description"])
+    if card.get("about_data"):
+        st.caption(card["about_data"])
     if error:
         st.error(error)
     data = card.get("data") or []

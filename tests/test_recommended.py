@@ -96,3 +96,20 @@ def test_generate_page_starts_from_the_shipped_recommendation(monkeypatch):
     assert any("Recommended for `mp_20`" in c.value for c in at.caption)
     assert any("retrieved, not predicted" in i.value for i in at.info), "the vote is shown as retrieval"
     assert any(c.value.startswith("Template: ") for c in at.caption), "the retrieved crystal is named"
+
+
+def test_card_notes_survive_continued_training(perov_rows, tmp_path):
+    from diffusion.cli import main
+
+    out = tmp_path / "m.pt"
+    common = ["train", "--data", str(perov_rows), "--out", str(out), "--hidden", "16", "--layers", "1",
+              "--batch-size", "8", "--val-every", "50", "--checkpoint-every", "50", "--run-dir", str(tmp_path / "r"),
+              "--quiet"]
+    assert main([*common, "--max-steps", "2"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    card["about_data"], card["recommended"] = "a note for people", {"default": {"sampler": "ddim"}}
+    out.with_suffix(".json").write_text(json.dumps(card))
+    assert main([*common, "--max-steps", "3"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["steps"] == 3 and card["about_data"] == "a note for people" and card["recommended"]
+    assert "a note for people" in out.with_suffix(".md").read_text()
