@@ -9,7 +9,7 @@ from pymatgen.core.periodic_table import Element
 from .corruption import LatticeStats, lattice_to_latent, latent_to_lattice, q_sample, q_sample_coords
 from .crystal import Crystal
 from .formula import FormulaError, parse_formula
-from .process import CrystalDiffusion
+from .crystal_diffusion import CrystalDiffusion
 from .sampling import SampleRequest, SamplingConfig, ProgressCallback, sample
 from .schedules import make_schedule
 from .tolerances import NO_SPACE_GROUP_CONDITION
@@ -157,7 +157,7 @@ from .live import (MAX_LIVE_ATOMS, MAX_LIVE_CRYSTALS, MAX_LIVE_SECONDS, MAX_LIVE
 from .metrics import (compositional_validity, csp_matcher, match_rms, space_group_number,  # noqa: E402
                       structural_validity)
 from .precision import fast_bfloat16  # noqa: E402
-from .process import ProcessConfig  # noqa: E402
+from .crystal_diffusion import ProcessConfig  # noqa: E402
 from .relax import (DEFAULT_MAX_STEPS, HARD_MAX_STEPS, MATCHER_TOLERANCES, MAX_BATCH_RELAX, Potential,  # noqa: E402
                     PotentialUnavailable, RelaxError, RelaxResult, StabilityResult, energies_along, load_potential,
                     relax, relax_batch)

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from .model import DenoiserConfig
-from .process import CrystalDiffusion, Normalization, ProcessConfig
+from .crystal_diffusion import CrystalDiffusion, Normalization, ProcessConfig
 from .sampling import check_step_lr
 
 FORMAT = "crystal-diffusion/1"

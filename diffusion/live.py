@@ -26,7 +26,7 @@ import torch
 from pymatgen.core.periodic_table import Element
 
 from .crystal import Crystal, CrystalBatch, CrystalGraph
-from .process import CrystalDiffusion
+from .crystal_diffusion import CrystalDiffusion
 from .schedules import SCHEDULE_NAMES
 from .train import TrainConfig, build_model
 

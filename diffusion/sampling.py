@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 
 from .corruption import MASK, NUM_TYPE_CLASSES, q_sample, q_sample_coords
-from .process import CrystalDiffusion
+from .crystal_diffusion import CrystalDiffusion
 from .samplers import (SAMPLERS, CrystalNoise, SamplerName, SampleRequest, SamplerState, SamplingConfig,
                        ScheduleValues, check_step_lr, make_sampler, resolved_step_lr, step_grid)
 from .samplers.config import validate_request

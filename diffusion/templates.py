@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .crystal import Crystal
-from .process import CrystalDiffusion
+from .crystal_diffusion import CrystalDiffusion
 from .sampling import SampleRequest, SamplingConfig, sample
 from .space_group_prediction import (NO_PROTOTYPE_MATCH, Neighbour, PrototypeIndex, cell_composition,
                                      paired_elements, prototype)

@@ -33,7 +33,7 @@ from .crystal import CrystalBatch
 from .data import concatenate, load_dataset, repository_relative, split_indices
 from .device import resolve_device
 from .model import DenoiserConfig, count_parameters
-from .process import CrystalDiffusion, Normalization, ProcessConfig
+from .crystal_diffusion import CrystalDiffusion, Normalization, ProcessConfig
 
 STATE_FORMAT = "crystal-diffusion-train/1"
 CARRIED_CARD_FIELDS = ("about_data", "recommended", "corrector_step_lr_choice")

@@ -31,7 +31,9 @@ ss = st.session_state
 
 
 def steps_of(entry: ModelEntry) -> int:
-    return int((entry.card.get("process") or {}).get("num_steps") or 1000)
+    """The model's T (from its checkpoint; 1000 when it cannot be read, and the page says why elsewhere)."""
+    info, _ = try_model_info(entry)
+    return info.num_steps if info is not None else 1000
 
 
 def settings_to_widgets(settings: GenerateSettings, info: ModelInfo | None) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, check_composition, checkpoint_folder,
-                           describe_device, fast_bfloat16, generate, list_checkpoints, load_card, load_model,
-                           read_checkpoint, resolve_device, training_formula_units, training_space_group_predictor,
-                           training_template_library)
+from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, ProcessConfig, check_composition,
+                           checkpoint_folder, describe_device, fast_bfloat16, generate, list_checkpoints, load_card,
+                           load_model, read_checkpoint, resolve_device, training_formula_units,
+                           training_space_group_predictor, training_template_library)
 
 from .settings import GenerateSettings
 
@@ -172,7 +172,8 @@ def _info(path: str, version: int) -> ModelInfo:
     max_atoms = int(norm.get("max_atoms") or 20)
     typical = max(range(len(counts)), key=lambda n: counts[n]) if counts and sum(counts) > 0 else min(8, max_atoms)
     use_property = bool(config.get("use_property"))
-    return ModelInfo(task=str(process.get("task") or "csp"), num_steps=int(process.get("num_steps") or 1000),
+    steps = ProcessConfig.from_dict(process).num_steps   # T: the checkpoint's own process config, read one way
+    return ModelInfo(task=str(process.get("task") or "csp"), num_steps=steps,
                      elements=tuple(int(z) for z in norm.get("elements") or ()), max_atoms=max_atoms,
                      typical_atoms=max(1, int(typical)), use_property=use_property,
                      property_name=process.get("property_name") if use_property else None,

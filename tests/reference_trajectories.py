@@ -26,7 +26,7 @@ FIELDS = ("timesteps", "num_atoms", "lattice", "frac_coords", "types", "type_pro
           "pred_frac_coords", "lattice_noise_norm", "coord_score_norm", "min_distance", "volume")
 # the code a reference is recorded from must be the committed one: these files decide the numbers
 SAMPLING_SOURCES = ("diffusion/sampling.py", "diffusion/samplers", "diffusion/precision.py",
-                    "diffusion/process.py", "diffusion/corruption.py", "diffusion/model.py", "diffusion/crystal.py",
+                    "diffusion/crystal_diffusion.py", "diffusion/corruption.py", "diffusion/model.py", "diffusion/crystal.py",
                     "diffusion/geometry.py", "diffusion/schedules.py", "diffusion/trajectory.py",
                     "diffusion/checkpoints.py")
 

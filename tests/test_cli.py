@@ -201,7 +201,7 @@ def test_space_group_drop_hides_only_the_space_group():
     import torch
     from diffusion.crystal import Crystal, CrystalBatch
     from diffusion.model import DenoiserConfig
-    from diffusion.process import CrystalDiffusion, Normalization, ProcessConfig
+    from diffusion.crystal_diffusion import CrystalDiffusion, Normalization, ProcessConfig
     from diffusion.corruption import LatticeStats
 
     crystals = [Crystal(lattice=torch.eye(3) * 4.0, frac_coords=torch.rand(2, 3, generator=torch.Generator().manual_seed(i)),

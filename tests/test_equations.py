@@ -131,7 +131,7 @@ def _used_numbers(c) -> list[float]:
 
 @pytest.mark.parametrize("sampler", ["ddpm", "pc", "ddim"])
 def test_panel_numbers_are_the_ones_the_sampler_used(perov_small, sampler):
-    from diffusion.process import Prediction
+    from diffusion.crystal_diffusion import Prediction
     from diffusion.samplers import CrystalNoise, SamplerState, ScheduleValues, make_sampler
     from diffusion.sampling import SampleRequest, SamplingConfig, resolved_step_lr, sample
 

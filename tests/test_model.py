@@ -115,7 +115,7 @@ def test_loss_noise_is_drawn_on_the_generators_device():
     """A CPU generator gives the same draws for a model on any device (validation losses compare across
     CPU and GPU runs): draw() samples on the generator's device, then moves the numbers."""
     import torch
-    from diffusion.process import draw
+    from diffusion.crystal_diffusion import draw
     gen, ref = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     assert torch.equal(draw("randn", (5,), torch.device("cpu"), gen), torch.randn(5, generator=ref))
     moved = draw("rand", (4,), torch.device("meta"), gen)  # "meta" stands in for another device

@@ -6,7 +6,7 @@ import torch
 
 from diffusion.crystal import CrystalGraph, fully_connected_edges
 from diffusion.sampling import SampleRequest, SamplingConfig, sample
-from diffusion.process import TRACE_CACHE_ATTRIBUTE
+from diffusion.crystal_diffusion import TRACE_CACHE_ATTRIBUTE
 from diffusion.samplers.evaluator import NetworkEvaluator
 
 PEROVSKITES = ((38, 22, 8, 8, 8), (56, 22, 8, 8, 8), (11, 17))

@@ -130,7 +130,7 @@ def test_pc_takes_the_models_own_corrector_step_unless_one_is_given(checkpoint_d
     """SamplingConfig(step_lr=None) means the checkpoint's ProcessConfig.corrector_step_lr."""
     import dataclasses
     from diffusion.checkpoints import load_model
-    from diffusion.process import ProcessConfig
+    from diffusion.crystal_diffusion import ProcessConfig
 
     model = load_model(checkpoint_dir / "tiny_csp.pt")
     assert model.process.corrector_step_lr == ProcessConfig().corrector_step_lr == 5e-7  # older cards: the default
@@ -165,7 +165,7 @@ def _noise(num_atoms=(3, 2)):
 def test_a_step_recovers_the_crystal_from_the_exact_noise():
     """Fed the noise that made x_t (and the exact score of F_t), every sampler's x0 estimate is x_0 itself."""
     from diffusion.corruption import q_sample
-    from diffusion.process import Prediction
+    from diffusion.crystal_diffusion import Prediction
     from diffusion.samplers import SamplerState, make_sampler
 
     values, gen = _schedule_values(), torch.Generator().manual_seed(0)
@@ -191,7 +191,7 @@ def test_step_results_are_frozen_and_coefficients_follow_the_schedule():
     import dataclasses
     import math
 
-    from diffusion.process import Prediction
+    from diffusion.crystal_diffusion import Prediction
     from diffusion.samplers import SamplerState, make_sampler
 
     values = _schedule_values()

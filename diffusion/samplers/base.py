@@ -21,7 +21,7 @@ from typing import ClassVar
 import torch
 
 from ..corruption import wrap
-from ..process import Prediction
+from ..crystal_diffusion import Prediction
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from ..crystal import Crystal
 from ..precision import Precision, check_precision
-from ..process import CrystalDiffusion
+from ..crystal_diffusion import CrystalDiffusion
 
 SamplerName = Literal["ddpm", "pc", "ddim"]
 SAMPLERS: tuple[str, ...] = ("ddpm", "pc", "ddim")

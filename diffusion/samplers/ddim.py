@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from ..corruption import wrap
-from ..process import Prediction
+from ..crystal_diffusion import Prediction
 from .base import CleanEstimate, Coefficients, CrystalNoise, Sampler, SamplerState, StepResult
 from .ddpm import clean_lattice, reveal_types, shared_coefficients, type_probabilities
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from ..corruption import MASK, wrap
-from ..process import Prediction
+from ..crystal_diffusion import Prediction
 from .base import CleanEstimate, Coefficients, CrystalNoise, Sampler, SamplerState, StepResult
 
 

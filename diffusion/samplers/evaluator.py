@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..crystal import CrystalGraph
-from ..process import TRACE_CACHE_ATTRIBUTE, CrystalDiffusion, Prediction
+from ..crystal_diffusion import TRACE_CACHE_ATTRIBUTE, CrystalDiffusion, Prediction
 
 MAX_CACHED_TRACES = 16
 DEFAULT_MAX_EDGES = 8192

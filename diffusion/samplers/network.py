@@ -16,7 +16,7 @@ import torch
 
 from ..crystal import CrystalGraph
 from ..precision import with_precision
-from ..process import CrystalDiffusion, Prediction
+from ..crystal_diffusion import CrystalDiffusion, Prediction
 from .base import SamplerState
 from .evaluator import NetworkEvaluator
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..corruption import wrap
-from ..process import Prediction
+from ..crystal_diffusion import Prediction
 from .base import CrystalNoise, SamplerState, ScheduleValues
 from .ddpm import DDPM, DDPMCoefficients
 

@@ -7,7 +7,7 @@ import torch
 
 from ..corruption import NUM_TYPE_CLASSES
 from ..geometry import min_distances, volumes
-from ..process import CrystalDiffusion, Prediction
+from ..crystal_diffusion import CrystalDiffusion, Prediction
 from ..trajectory import Trajectory
 from .base import CleanEstimate, Coefficients, SamplerState, tweedie_coords
 
