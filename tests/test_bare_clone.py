@@ -90,3 +90,11 @@ def test_dataset_pickers_offer_the_repository_data(clone):
     for page in ("forward", "train"):
         assert lines[page].split("|") == ["perov_5/val.csv.gz", "mp_20/train_part.csv.gz", "mp_20/val.csv.gz",
                                           "carbon_24/val.csv.gz"], lines
+
+
+def test_console_script_is_the_cli():
+    """`pip install -e .` (part of `make test` / `make run`) puts `crystal-diffusion` beside the interpreter."""
+    script = Path(sys.executable).parent / "crystal-diffusion"
+    assert script.is_file(), "run `make setup` (pip install -e .) first"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "sample" in result.stdout and "evaluate" in result.stdout
