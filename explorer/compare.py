@@ -32,6 +32,7 @@ from .models import (ModelEntry, ModelInfo, default_model, find_template, get_mo
 from .numbers import describe
 from .page_state import start_page_state
 from .playback import playback, reset
+from .space_group_field import space_group_field
 from .settings import DEFAULT_TEMPLATE_STEP, MAX_SEED, SAMPLER_LABELS, GenerateSettings
 from .trajectory_view import view_frames
 from .viewer import ViewOptions, trajectory_html
@@ -40,7 +41,8 @@ from .widgets import numbers_table, result_picker, show_view, shown_item
 SIDES = ("left", "right")
 WIDGETS = ("cmp.model", "cmp.composition", "cmp.num_atoms", "cmp.diff", "cmp.sampler", "cmp.steps", "cmp.seed",
            "cmp.prop", "cmp.guidance", "cmp.right.start",
-           *(f"cmp.{side}.{what}" for side in SIDES for what in ("sampler", "steps", "seed")))
+           "cmp.sg_text", *(f"cmp.{side}.{what}" for side in SIDES
+                             for what in ("sampler", "steps", "seed", "from_template", "t0")))
 MAX_COMPARISONS = 6
 VIEW_HEIGHT = 380
 ss = st.session_state
@@ -85,6 +87,21 @@ def _seed_box(container, key: str) -> None:
     container.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key=key)
 
 
+def _free_side(column, side: str, info: ModelInfo) -> dict:
+    """One side's own sampler, steps, seed and start (free mode); returns the GenerateSettings fields."""
+    _sampler_box(column, f"cmp.{side}.sampler")
+    _steps_box(column, f"cmp.{side}.steps", info)
+    _seed_box(column, f"cmp.{side}.seed")
+    template_step = None
+    if info.task == "csp":
+        column.checkbox("Start from a similar known crystal", key=f"cmp.{side}.from_template")
+        if ss.get(f"cmp.{side}.from_template"):
+            ss[f"cmp.{side}.t0"] = min(int(ss.get(f"cmp.{side}.t0", DEFAULT_TEMPLATE_STEP)), info.num_steps)
+            template_step = int(column.slider("Noise it to step t0", 1, info.num_steps, key=f"cmp.{side}.t0"))
+    return {"sampler": ss[f"cmp.{side}.sampler"], "steps": int(ss[f"cmp.{side}.steps"]),
+            "seed": int(ss[f"cmp.{side}.seed"]), "template_step": template_step}
+
+
 def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tuple | None, str | None]:
     """The widgets; returns (entry, info, (left settings, right settings) or None, first problem or None)."""
     names = [m.name for m in models]
@@ -99,6 +116,7 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
         st.error(load_error)
         return entry, None, None, load_error
     problems: list[str] = []
+    numbers = None
     with top[1]:
         if info.task == "csp":
             numbers, problem = composition_field(info, "cmp.composition", "Composition (shared)",
@@ -107,6 +125,12 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
             problems += [problem] if problem else []
         else:
             st.number_input("Number of atoms (shared)", min_value=1, max_value=info.max_atoms, step=1, key="cmp.num_atoms")
+        space_group = None
+        if info.use_space_group:
+            space_group, problem = space_group_field(entry, "cmp", "cmp.sg_text", "cmp.composition",
+                                                     numbers if info.task == "csp" and not problems else None,
+                                                     "e.g. 221 (shared)")
+            problems += [problem] if problem else []
     options = [k for k in DIFFERENCES if (k != "guidance" or info.use_property) and (k != "start" or info.task == "csp")]
     if ss.get("cmp.diff") not in options:
         ss["cmp.diff"] = "sampler"
@@ -119,12 +143,14 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
     shared.markdown("**Shared**")
     left_col.markdown(f"**Left** <span style='color:{SIDE_COLORS[0]}'>●</span>", unsafe_allow_html=True)
     right_col.markdown(f"**Right** <span style='color:{SIDE_COLORS[1]}'>●</span>", unsafe_allow_html=True)
-    if difference != "sampler":
+    if difference not in ("sampler", "free"):
         _sampler_box(shared, "cmp.sampler")
-    if difference != "steps":
+    if difference not in ("steps", "free"):
         _steps_box(shared, "cmp.steps", info)
-    if difference != "seed":
+    if difference not in ("seed", "free"):
         _seed_box(shared, "cmp.seed")
+    if space_group is not None and difference != "guidance":
+        shared.slider("Guidance scale w (toward the space group)", 0.0, 5.0, step=0.25, key="cmp.guidance")
     prop, guidance = None, 0.0
     if difference == "guidance":
         label = info.property_name or "property"
@@ -143,20 +169,35 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
             ss["cmp.right.start"] = min(int(ss.get("cmp.right.start", DEFAULT_TEMPLATE_STEP)), info.num_steps)
             st.slider("Noise the known crystal to step t0", 1, info.num_steps, key="cmp.right.start")
             if not problems:
-                template, message = find_template(entry, numbers)
+                template, message = find_template(entry, numbers, space_group)
                 if template is None:
                     st.warning(message, icon=":material/warning:")
                     problems.append("start: no template for this composition")
                 else:
                     st.caption(f"Template: {template.describe()}.")
+    elif difference == "free":
+        free = {side: _free_side(column, side, info) for side, column in zip(SIDES, (left_col, right_col))}
+        if info.task == "csp" and any(v["template_step"] is not None for v in free.values()) and not problems:
+            template, message = find_template(entry, numbers, space_group)
+            if template is None:
+                problems.append("start: no template for this composition")
+                st.warning(message, icon=":material/warning:")
+            else:
+                st.caption(f"Template: {template.describe()}.")
     else:
         for side, column in zip(SIDES, (left_col, right_col)):
             {"sampler": _sampler_box, "seed": _seed_box}.get(difference, lambda c, k: _steps_box(c, k, info))(
                 column, f"cmp.{side}.{difference}")
+    if space_group is not None and difference != "guidance":
+        guidance = float(ss["cmp.guidance"])
     base = GenerateSettings(model=entry.name, composition=str(ss.get("cmp.composition", "")).strip(),
                             num_atoms=int(ss.get("cmp.num_atoms", info.typical_atoms)), prop=prop, guidance=guidance,
-                            sampler=ss["cmp.sampler"], steps=int(ss["cmp.steps"]), seed=int(ss["cmp.seed"]))
-    pair = split_settings(base, difference, ss.get(f"cmp.left.{difference}"), ss.get(f"cmp.right.{difference}"))
+                            space_group=space_group, sampler=ss["cmp.sampler"], steps=int(ss["cmp.steps"]),
+                            seed=int(ss["cmp.seed"]))
+    if difference == "free":
+        pair = split_settings(base, "free", free["left"], free["right"])
+    else:
+        pair = split_settings(base, difference, ss.get(f"cmp.left.{difference}"), ss.get(f"cmp.right.{difference}"))
     if pair[0] == pair[1]:
         problems.append(f"{DIFFERENCES[difference].lower()}: left and right are the same")
     return entry, info, pair, (problems[0] if problems else None)

@@ -24,6 +24,7 @@ DIFFERENCES = {
     "seed": "Seed",
     "guidance": "Guidance off vs on",
     "start": "Start: noise vs a known crystal",
+    "free": "Free: any settings",
 }
 SIDE_COLORS = (PALETTE[0], PALETTE[1])
 SLIDER_PREFIX = "Step t of both reverse processes"   # the 3D views find the slider by this start of its label
@@ -88,8 +89,11 @@ def split_settings(base: GenerateSettings, difference: str, left=None, right=Non
     """The two runs' settings: ``base`` with the one setting that differs set to ``left`` / ``right``.
 
     For "guidance" the values are not used: left is ``base`` without any condition, right is
-    ``base`` itself (which must carry a property target).
+    ``base`` itself (which must carry a property target). For "free", left and right are dicts of
+    GenerateSettings fields (sampler, steps, seed, template_step) applied to ``base``.
     """
+    if difference == "free":
+        return base.replace(**dict(left or {})), base.replace(**dict(right or {}))
     if difference == "sampler":
         return base.replace(sampler=str(left)), base.replace(sampler=str(right))
     if difference == "steps":
@@ -113,8 +117,11 @@ def side_label(settings: GenerateSettings, difference: str, property_name: str |
         return f"{settings.sampler.upper()}, {settings.steps} steps"
     if difference == "seed":
         return f"seed {settings.seed}"
+    start = "from noise" if settings.template_step is None else f"from a known crystal, t0 = {settings.template_step}"
     if difference == "start":
-        return "from noise" if settings.template_step is None else f"from a known crystal, t0 = {settings.template_step}"
+        return start
+    if difference == "free":
+        return f"{settings.sampler.upper()}, {settings.steps} steps, seed {settings.seed}, {start}"
     if settings.prop is None:
         return "no guidance"
     return f"{property_name or 'property'} = {settings.prop:g}, w = {settings.guidance:g}"

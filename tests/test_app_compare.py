@@ -202,3 +202,53 @@ def test_split_settings_for_the_start():
     base = GenerateSettings(model="m", sampler="ddim", steps=100)
     left, right = split_settings(base, "start", None, 300)
     assert left.template_step is None and right.template_step == 300 and left.replace(template_step=300) == right
+
+
+def test_free_mode_any_settings_differ_and_play(app_env):
+    """The lesson's comparison, DDPM with many steps against DDIM with few, plus another seed and a template
+    start: free mode lets every setting differ; Play and the step buttons drive both views."""
+    at = _page()
+    at.radio(key="cmp.diff").set_value("free").run()
+    at.selectbox(key="cmp.left.sampler").set_value("ddpm")
+    at.number_input(key="cmp.left.steps").set_value(20)
+    at.selectbox(key="cmp.right.sampler").set_value("ddim")
+    at.number_input(key="cmp.right.steps").set_value(5)
+    at.number_input(key="cmp.right.seed").set_value(3)
+    at.checkbox(key="cmp.right.from_template").check().run()
+    assert not at.exception and not at.error
+    _compare(at)
+    assert not at.exception and not at.error
+    comparison = at.session_state["cmp.results"][-1]
+    left, right = comparison.left.settings, comparison.right.settings
+    assert (left.sampler, left.steps, left.template_step) == ("ddpm", 20, None)
+    assert (right.sampler, right.steps, right.seed) == ("ddim", 5, 3) and right.template_step is not None
+    assert "DDPM, 20 steps" in comparison.left.label and "from a known crystal" in comparison.right.label
+    key = f"cmp.t.{comparison.id}"
+    at.button(key="cmp.first").click().run()
+    assert at.session_state[key] == comparison.steps[0]
+    at.button(key="cmp.next").click().run()
+    assert at.session_state[key] == comparison.steps[1]
+    at.button(key="cmp.play").click().run()
+    assert not at.exception and at.session_state["cmp.playing"]
+
+
+def test_same_settings_on_both_sides_is_refused(app_env):
+    at = _page()
+    at.radio(key="cmp.diff").set_value("free").run()
+    for side in ("left", "right"):
+        at.selectbox(key=f"cmp.{side}.sampler").set_value("ddim")
+        at.number_input(key=f"cmp.{side}.steps").set_value(5)
+        at.number_input(key=f"cmp.{side}.seed").set_value(0)
+    _compare(at.run())
+    assert any("left and right are the same" in e.value for e in at.error)
+    assert not at.session_state["cmp.results"], "nothing sampled"
+
+
+def test_space_group_field_for_a_space_group_model(monkeypatch):
+    monkeypatch.delenv("CRYSTAL_DIFFUSION_CHECKPOINTS", raising=False)
+    at = _page()
+    assert at.session_state["cmp.model"] == "mp_20"
+    at.text_input(key="cmp.sg_text").set_value("Pm-3m").run()
+    assert not at.exception and not at.error
+    assert any("221" in c.value for c in at.caption), "the shared field names the group it asks for"
+    assert at.slider(key="cmp.guidance"), "a guidance scale toward the group"
