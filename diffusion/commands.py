@@ -118,6 +118,76 @@ def _templates(args, model, atoms, groups) -> list:
     return [found[key] for key in keys]
 
 
+def _symmetric_cells(args, model, atoms, groups) -> list:
+    """One ``SymmetricCell`` (or None) per sample for --symmetry wyckoff: the space group and Wyckoff positions
+    of the template in the sample's group (the nearest training crystal of its prototype, elements substituted)."""
+    from .checkpoints import load_card, resolve
+    from .evaluation import training_template_library
+    from .wyckoff import constraint_from_template
+
+    if model.process.task != "csp" or any(a is None for a in atoms):
+        raise ValueError("--symmetry wyckoff needs compositions (a structure-prediction model)")
+    if groups is None:
+        raise ValueError("--symmetry wyckoff needs a space group: --space-group N, predicted or csv")
+    try:
+        library = training_template_library(load_card(resolve(args.checkpoint)))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot build Wyckoff templates: {error}") from None
+    found: dict = {}
+    for key in set(zip(atoms, groups)):
+        template = library.template(key[0], key[1]) if key[1] else None
+        try:
+            found[key] = (template, constraint_from_template(template, key[1]) if key[1] else None)
+        except ValueError as error:
+            found[key] = (template, error)
+    if len(found) == 1:
+        (numbers, group), (template, cell) = next(iter(found.items()))
+        if not group:
+            raise ValueError("--symmetry wyckoff needs a space group; none was predicted for this composition")
+        if template is None:
+            raise ValueError(f"{NO_TEMPLATE} in space group {group}: leave --symmetry out")
+        if isinstance(cell, ValueError):
+            raise ValueError(f"no Wyckoff template: {cell}; leave --symmetry out or choose another --space-group")
+        print(f"symmetry: {cell.describe()}; from {template.describe()}", file=sys.stderr)
+        if cell.constraint.num_atoms != len(numbers):
+            print(f"the template's primitive cell has {cell.constraint.num_atoms} atoms, not {len(numbers)}: "
+                  "sampling that cell", file=sys.stderr)
+    else:
+        missing = sum(not hasattr(cell, "constraint") for _, cell in found.values())
+        print(f"Wyckoff templates for {len(found) - missing} of {len(found)} compositions"
+              + (f"; {missing} without one are sampled without the constraint" if missing else ""), file=sys.stderr)
+    return [cell if hasattr(cell, "constraint") else None for _, cell in (found[key] for key in zip(atoms, groups))]
+
+
+def _sample_symmetric(model, request: SampleRequest, config: SamplingConfig, cells: list,
+                      template_step: int | None) -> list[PlacedSample]:
+    """Sample the crystals with a Wyckoff constraint inside it (from noise, or from their ideal template cell
+    noised to ``template_step``; 0 = that cell itself) and the others without one, from noise; request order."""
+    from .wyckoff import symmetric_request
+
+    results: list = [None] * len(cells)
+    constrained = [i for i, cell in enumerate(cells) if cell is not None]
+    free = [i for i, cell in enumerate(cells) if cell is None]
+    if constrained and template_step == 0:
+        for i in constrained:
+            results[i] = PlacedSample(None, 0, cells[i].crystal)
+    elif constrained:
+        picked = symmetric_request([cells[i] for i in constrained], [request.seeds[i] for i in constrained],
+                                   None if request.prop is None else [request.prop[i] for i in constrained],
+                                   condition=request.space_group is not None, start_step=template_step)
+        trajectory = sample(model, picked, config)
+        for row, i in enumerate(constrained):
+            results[i] = PlacedSample(trajectory, row, cells[i].crystal)
+    if free:
+        picked = SampleRequest(**{name: None if getattr(request, name) is None else
+                                  tuple(getattr(request, name)[i] for i in free)
+                                  for name in ("num_atoms", "seeds", "atomic_numbers", "prop", "space_group")})
+        trajectory = sample(model, picked, config)
+        for row, i in enumerate(free):
+            results[i] = PlacedSample(trajectory, row, None)
+    return results
+
+
 def _cell_of_formula_units(args, model, numbers: tuple[int, ...]) -> tuple[int, ...]:
     """The cell's atoms for --formula-units N, or the training crystals' proposal for 'auto'."""
     from .formula_units import cell_atoms, formula_text, reduced_formula
@@ -215,7 +285,9 @@ def run_sample(args, command: str) -> int:
         raise ValueError("this model was not trained with a property condition (--property)")
     if not names:
         raise ValueError("nothing to sample")
-    templates = _templates(args, model, atoms, groups) if args.template_step is not None else None
+    symmetric = _symmetric_cells(args, model, atoms, groups) if getattr(args, "symmetry", "none") == "wyckoff" else None
+    templates = (_templates(args, model, atoms, groups) if args.template_step is not None and symmetric is None
+                 else None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bar = _progress_bar(len(names), "sampling")
@@ -228,7 +300,9 @@ def run_sample(args, command: str) -> int:
             atomic_numbers=tuple(atoms[chunk]) if model.process.task == "csp" else None,
             prop=None if args.prop is None else (args.prop,) * n,
             space_group=None if groups is None else tuple(groups[chunk]))
-        if templates is None:
+        if symmetric is not None:
+            placed = _sample_symmetric(model, request, config, symmetric[chunk], args.template_step)
+        elif templates is None:
             trajectory = sample(model, request, config)
             placed = [PlacedSample(trajectory, i, None) for i in range(n)]
         else:

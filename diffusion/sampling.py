@@ -4,6 +4,7 @@ One loop for every reverse process of ``diffusion/samplers/``:
 
     network call (precision, trace, chunks, guidance: samplers/network.py)
       -> sampler.step(state, t, s, out, noise)   (samplers/ddpm.py, ddim.py, pc.py)
+      -> symmetry constraints, when the request has them (samplers/constraints.py)
       -> record the state, the x0 estimate and the coefficients used
 
 t runs down the sampler's grid T = t_0 > t_1 > ... > 0 and s is the step after t (s = t - 1
@@ -23,6 +24,7 @@ from .crystal_diffusion import CrystalDiffusion
 from .samplers import (SAMPLERS, CrystalNoise, SamplerName, SampleRequest, SamplerState, SamplingConfig,
                        ScheduleValues, check_step_lr, make_sampler, resolved_step_lr, step_grid)
 from .samplers.config import validate_request
+from .samplers.constraints import BatchedSymmetry, project_state
 from .samplers.network import SamplingNetwork
 from .samplers.recording import Recorder
 from .trajectory import Trajectory
@@ -49,6 +51,11 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     network = SamplingNetwork(model, num_atoms, batch, grid, *_conditions(model, request), config.guidance,
                               config.trace, config.precision)
     state = _start(model, request, num_atoms, types, noise)
+    symmetry = None
+    if request.symmetry is not None:
+        # every state the network sees and every recorded frame is in the group: the start too
+        symmetry = BatchedSymmetry.of(request.symmetry, request.num_atoms, model.normalization.lattice, device)
+        state = project_state(state, symmetry)
 
     pairs = list(zip(grid, grid[1:] + [0]))
     recorded = len(range(0, len(pairs), config.record_stride)) if config.record == "all" else 0
@@ -57,12 +64,14 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
     for i, (t, s) in enumerate(pairs):
         for _ in range(sampler.corrector_steps):
             state = sampler.correct(state, t, s, network(i, state), noise)
+            if symmetry is not None:
+                state = project_state(state, symmetry)
         out = network(i, state)
         result = sampler.step(state, t, s, out, noise)
         if config.record == "all" and i % config.record_stride == 0:
             recorder.add_step(t, state, result.x0, out)
         used.append(result.coefficients)
-        state = result.state
+        state = result.state if symmetry is None else project_state(result.state, symmetry)
         if progress is not None:
             progress(i + 1, len(pairs))
     recorder.add_final(state)

@@ -8,6 +8,7 @@ from typing import Literal
 from ..crystal import Crystal
 from ..precision import Precision, check_precision
 from ..crystal_diffusion import CrystalDiffusion
+from .constraints import SymmetryConstraint
 
 SamplerName = Literal["ddpm", "pc", "ddim"]
 SAMPLERS: tuple[str, ...] = ("ddpm", "pc", "ddim")
@@ -61,6 +62,9 @@ class SampleRequest:
     crystal's trajectory does not depend on what else is in the batch.
     start, start_step: CSP only: begin at step t0 = start_step from these crystals (atoms in
     the order of atomic_numbers) noised by the forward process, instead of from the prior at T.
+    symmetry: CSP only: one ``SymmetryConstraint`` (or None: free) per crystal; every frame of a
+    constrained crystal is projected into its space group and Wyckoff positions (atoms in the
+    constraint's order; ``diffusion/wyckoff.py`` builds them). None = no projection at all.
     """
 
     num_atoms: tuple[int, ...]
@@ -70,6 +74,7 @@ class SampleRequest:
     space_group: tuple[int, ...] | None = None
     start: tuple[Crystal, ...] | None = None
     start_step: int | None = None
+    symmetry: tuple[SymmetryConstraint | None, ...] | None = None
 
 
 def check_step_lr(value: float, what: str = "the corrector step size") -> float:
@@ -121,3 +126,25 @@ def validate_request(model: CrystalDiffusion, request: SampleRequest) -> None:
                              f"got {request.start_step}")
     elif request.start_step is not None:
         raise ValueError("start_step needs start structures")
+    if request.symmetry is not None:
+        _validate_symmetry(model, request)
+
+
+def _validate_symmetry(model: CrystalDiffusion, request: SampleRequest) -> None:
+    if model.process.task != "csp":
+        raise ValueError("symmetry constraints need a structure-prediction (csp) model: an orbit's atoms must "
+                         "share one element")
+    if len(request.symmetry) != len(request.num_atoms):
+        raise ValueError("give one symmetry constraint (or None) per crystal")
+    if all(c is None for c in request.symmetry):
+        raise ValueError("symmetry holds no constraint; leave it None")
+    for i, constraint in enumerate(request.symmetry):
+        if constraint is None:
+            continue
+        if tuple(constraint.atomic_numbers.tolist()) != tuple(request.atomic_numbers[i]):
+            raise ValueError(f"crystal {i}: give the atoms in the symmetry constraint's order "
+                             f"({constraint.atomic_numbers.tolist()}), got {list(request.atomic_numbers[i])}")
+        asked = request.space_group[i] if request.space_group is not None else 0
+        if asked and asked != constraint.space_group:
+            raise ValueError(f"crystal {i}: conditioned on space group {asked} but constrained to "
+                             f"{constraint.space_group}")
