@@ -170,6 +170,7 @@ from .schedules import SCHEDULE_NAMES  # noqa: E402
 from .space_group_prediction import NO_PROTOTYPE_MATCH  # noqa: E402
 from .templates import NO_TEMPLATE  # noqa: E402
 from .tolerances import CSP_MATCHER_TOLERANCES, SYMPREC, VALID_MIN_DISTANCE  # noqa: E402
+from .wyckoff import SymmetricCell, constraint_from_template, symmetric_request  # noqa: E402
 
 __all__ = [
     'available_dataset_files', 'check_composition', 'check_elements', 'check_space_group', 'checkpoint_folder',
@@ -183,7 +184,7 @@ __all__ = [
     'MAX_BATCH_RELAX', 'MAX_FRAMES', 'MAX_LIVE_ATOMS', 'MAX_LIVE_CRYSTALS', 'MAX_LIVE_SECONDS', 'MAX_LIVE_STEPS',
     'MAX_SAMPLES', 'MAX_SPACE_GROUP', 'MAX_STRIP_PANELS', 'NO_PROTOTYPE_MATCH', 'NO_SPACE_GROUP_CONDITION',
     'NO_TEMPLATE', 'noise_prediction', 'parse_formula', 'PCCoefficients', 'Potential', 'PotentialUnavailable',
-    'ProcessConfig', 'ProgressCallback', 'q_sample', 'q_sample_coords', 'recommended', 'SamplingSetting', 'read_checkpoint', 'relax', 'relax_batch',
+    'ProcessConfig', 'ProgressCallback', 'q_sample', 'q_sample_coords', 'SymmetricCell', 'constraint_from_template', 'symmetric_request', 'recommended', 'SamplingSetting', 'read_checkpoint', 'relax', 'relax_batch',
     'RelaxError', 'RelaxResult', 'render_gif', 'render_strip', 'resolve_data_file', 'resolve_device', 'sample',
     'sample_num_atoms', 'SampleRequest', 'SamplingConfig', 'SCHEDULE_NAMES', 'ScheduleValues', 'StabilityResult',
     'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',

@@ -6,7 +6,7 @@ import math
 
 import streamlit as st
 
-from diffusion.api import FormulaError
+from diffusion.api import FormulaError, constraint_from_template
 
 from .compositions import check_formula, composition_field, typed_atoms
 from .examples import GENERATE_EXAMPLES, GenerateExample
@@ -102,6 +102,8 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
                                                      "e.g. 136 or P4_2/mnm")
             if problem:
                 problems.append(problem)
+            if info.task == "csp":
+                symmetry_box(entry, numbers if not problems else None, space_group)
     with middle:
         prop = None
         if info.use_property:
@@ -147,8 +149,26 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         num_atoms=int(ss.get("gen.num_atoms", info.typical_atoms)), space_group=space_group, prop=prop,
         guidance=float(ss.get("gen.guidance", 0.0)) if (space_group is not None or prop is not None) else 0.0,
         sampler=ss["gen.sampler"], steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]), template_step=template_step,
-        precision=ss.get("gen.precision", DEFAULT_PRECISION))
+        precision=ss.get("gen.precision", DEFAULT_PRECISION),
+        symmetry=bool(ss.get("gen.symmetry")) and space_group is not None and info.task == "csp")
     return entry, info, settings, (problems[0] if problems else None)
+
+
+def symmetry_box(entry: ModelEntry, numbers: list[int] | None, space_group: int | None) -> None:
+    """'Keep the symmetry at every step': Wyckoff orbits from the nearest training crystal in the asked group."""
+    st.checkbox("Keep the symmetry at every step (Wyckoff orbits)", key="gen.symmetry", disabled=space_group is None,
+                help="Every step is projected into the asked space group: the cell into its crystal system's shape, "
+                     "and each Wyckoff orbit's atoms placed from one representative by the group's operations "
+                     "(DiffCSP++ idea). The orbits come from the chemically nearest training crystal in that group.")
+    if not ss.get("gen.symmetry") or space_group is None or numbers is None:
+        return
+    template, _ = find_template(entry, numbers, space_group)
+    try:
+        cell = constraint_from_template(template, space_group)
+    except ValueError as exc:
+        st.warning(f"Cannot keep the symmetry: {exc}.", icon=":material/warning:")
+        return
+    st.caption(f"Wyckoff orbits from {template.describe()}: {cell.describe()}.")
 
 
 def _template_controls(entry: ModelEntry, info: ModelInfo, numbers: list[int] | None,

@@ -26,7 +26,8 @@ from .settings import DEFAULT_STEPS, GenerateSettings, from_query
 
 PREFIX = "gen"
 WIDGETS = ("gen.model", "gen.composition", "gen.num_atoms", "gen.sg_text", "gen.use_prop", "gen.prop",
-           "gen.guidance", "gen.sampler", "gen.steps", "gen.seed", "gen.start", "gen.template_step", "gen.precision")
+           "gen.guidance", "gen.sampler", "gen.steps", "gen.seed", "gen.start", "gen.template_step", "gen.precision",
+           "gen.symmetry")
 ss = st.session_state
 
 
@@ -52,6 +53,7 @@ def settings_to_widgets(settings: GenerateSettings, info: ModelInfo | None) -> N
     ss["gen.seed"] = int(settings.seed)
     ss["gen.precision"] = settings.precision
     ss["gen.start"] = "noise" if settings.template_step is None else "template"
+    ss["gen.symmetry"] = bool(settings.symmetry)
     if settings.template_step is not None:
         ss["gen.template_step"] = int(settings.template_step)
 

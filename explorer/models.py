@@ -13,9 +13,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, ProcessConfig, check_composition,
-                           checkpoint_folder, describe_device, fast_bfloat16, generate, list_checkpoints, load_card,
-                           load_model, read_checkpoint, resolve_device, training_formula_units,
+from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, ProcessConfig, SamplingConfig,
+                           check_composition, checkpoint_folder, constraint_from_template, describe_device,
+                           fast_bfloat16, generate, list_checkpoints, load_card, load_model, read_checkpoint,
+                           resolve_device, sample, symmetric_request, training_formula_units,
                            training_space_group_predictor, training_template_library)
 
 from .settings import GenerateSettings
@@ -115,6 +116,18 @@ def get_model(entry: ModelEntry):
     return _load(entry.path, entry.version, str(app_device()))
 
 
+def _constrained(model, library, settings: GenerateSettings, record: str, progress):
+    """Sample in the asked space group with its Wyckoff orbits kept at every step (``diffusion.wyckoff``)."""
+    if settings.space_group is None:
+        raise ValueError("keeping the symmetry needs a space group: type one or press Suggest")
+    template = library.template(check_composition(model, settings.composition), settings.space_group)
+    cell = constraint_from_template(template, settings.space_group)
+    request = symmetric_request([cell], [settings.seed], start_step=settings.template_step)
+    config = SamplingConfig(sampler=settings.sampler, steps=settings.steps, guidance=settings.guidance,
+                            record=record, precision=settings.precision)
+    return sample(model, request, config, progress)
+
+
 @st.cache_data(max_entries=24, show_spinner=False)
 def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_samples: int = 1,
                       record: str = "all"):
@@ -132,6 +145,8 @@ def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_s
 
     try:
         kwargs = settings.generate_kwargs(model.process.task)
+        if settings.symmetry and model.process.task == "csp":
+            return _constrained(model, _template_library(path, version), settings, record, progress)
         if settings.template_step is not None and model.process.task == "csp":
             template = _template_library(path, version).template(check_composition(model, settings.composition),
                                                                  settings.space_group)

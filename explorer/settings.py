@@ -48,6 +48,7 @@ class GenerateSettings:
     steps: int = DEFAULT_STEPS[DEFAULT_SAMPLER]
     seed: int = 0
     template_step: int | None = None    # csp: start from the nearest training crystal noised to this step
+    symmetry: bool = False              # csp with a space group: keep its Wyckoff orbits at every step
     precision: str = DEFAULT_PRECISION  # of the network's matrix products (diffusion.precision)
 
     def generate_kwargs(self, task: str) -> dict:
@@ -77,6 +78,8 @@ class GenerateSettings:
             extra.append(f"w {self.guidance:g}")
         if self.template_step is not None and task == "csp":
             extra.append(f"template from t0 {self.template_step}")
+        if self.symmetry and task == "csp":
+            extra.append("Wyckoff-constrained")
         if self.precision != DEFAULT_PRECISION:
             extra.append(self.precision)
         tail = f" · {', '.join(extra)}" if extra else ""
@@ -97,6 +100,8 @@ class GenerateSettings:
             query["w"] = f"{self.guidance:g}"
         if self.template_step is not None and task == "csp":
             query["template"] = str(int(self.template_step))
+        if self.symmetry and task == "csp":
+            query["symmetry"] = "wyckoff"
         if self.precision != DEFAULT_PRECISION:
             query["precision"] = self.precision
         query.update(sampler=self.sampler, steps=str(int(self.steps)), seed=str(int(self.seed)))
@@ -189,6 +194,8 @@ def from_query(params: Mapping[str, str], models: Mapping[str, int], default: Ge
         values["seed"] = seed
     if "template" in params and (t0 := _int(params["template"], "template", 1, T, errors)) is not None:
         values["template_step"] = t0
+    if "symmetry" in params and _choice(params["symmetry"], "symmetry", ("wyckoff",), errors):
+        values["symmetry"] = True
     if "precision" in params and (precision := _choice(params["precision"], "precision", PRECISION_LABELS, errors)):
         values["precision"] = precision
     step = None

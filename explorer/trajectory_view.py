@@ -137,7 +137,9 @@ def show_step(prefix: str, result: Result, t: int) -> None:
         st.caption("Drag to rotate, scroll to zoom; the view follows the slider. All steps are drawn with the "
                    "final crystal's first atom on the cell corner (shifting every atom together changes nothing)."
                    + (" Dark grey atoms: type not decided yet (the table lists the model's current guesses)."
-                      if result.task == "gen" else ""))
+                      if result.task == "gen" else "")
+                   + (f" Symmetry kept at every step: the atoms of each Wyckoff orbit move together, and every frame "
+                      f"is in space group {result.settings.space_group}." if result.settings.symmetry else ""))
     equations(result, t)
     st.plotly_chart(diagnostics_figure(result.trajectory, 0, t), width="stretch", key=f"{prefix}.diagnostics",
                     config={"displayModeBar": False})

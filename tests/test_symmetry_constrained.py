@@ -210,3 +210,32 @@ def test_cli_samples_in_the_template_group_and_explains_a_missing_template(tmp_p
     assert "no Wyckoff template" in capsys.readouterr().err
     assert main(base + ["--space-group", "none"]) == 2
     assert "needs a space group" in capsys.readouterr().err
+
+
+def test_generate_page_keeps_the_symmetry_at_every_frame(monkeypatch):
+    """The app control: NaCl asked in Fm-3m with 'Keep the symmetry' stays in 225 at every recorded frame."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    from diffusion.metrics import space_group_number
+
+    monkeypatch.delenv("CRYSTAL_DIFFUSION_CHECKPOINTS", raising=False)
+    page = Path(__file__).resolve().parent.parent / "pages" / "3_Generate.py"
+    at = AppTest.from_file(str(page), default_timeout=300).run()
+    at.text_input(key="gen.composition").set_value("NaCl")
+    at.text_input(key="gen.sg_text").set_value("225")
+    at.radio(key="gen.start").set_value("noise")
+    at.selectbox(key="gen.sampler").set_value("ddim")
+    at.number_input(key="gen.steps").set_value(20)
+    at.checkbox(key="gen.symmetry").check().run()
+    assert not at.exception and not at.error
+    assert any("Wyckoff orbits from" in c.value for c in at.caption)
+    at.button(key="gen.go").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["gen.results"][-1]
+    assert result.settings.symmetry and result.settings.to_query("csp")["symmetry"] == "wyckoff", "kept in links"
+    trajectory = result.trajectory
+    groups = {space_group_number(trajectory.structure(frame=k)) for k in range(trajectory.num_frames)}
+    assert groups == {225}, groups
+    assert any("Wyckoff orbit move together" in c.value for c in at.caption)
