@@ -1,6 +1,9 @@
 // Draws periodic crystals into 3Dmol viewers; inlined into each view's HTML by explorer/viewer.py.
 // Conventions as in diffusion/crystal.py: lattice rows are the vectors a, b, c (angstrom),
-// Cartesian = frac @ lattice. A frame is {L: [9], F: [3n], Z: [n], M: [n] or null, B: boundary}.
+// Cartesian = frac @ lattice. A frame is {L: [9], F: [3n], Z: [n], M: [n] or null, I: image set}.
+// An image set {R: [3n], T: [n][3][...]} is a reference frame's wrapped coordinates and, per atom
+// and axis, the whole-cell translations of its drawn copies (explorer/viewer.py, image_positions,
+// is the same rule in Python and is what the tests check).
 //
 // Following a slider: with data.follow set, the view shows the frame whose step t is
 //  1. the value of the page's slider whose label starts with data.followSlider (read from the
@@ -26,37 +29,51 @@ function crystalViewHardwareGL() {
   return hardware;
 }
 
-function crystalView(viewers, data, legend) {
+function crystalView(viewers, data, wrap) {
   var AXIS = ["#d62728", "#2ca02c", "#1f77b4"];
   var UNDECIDED = "#505050";  // dark grey: darker than every element colour of the VESTA scheme
+  var legend = wrap ? wrap.querySelector(".legend") : null;
+  var tools = wrap ? wrap.querySelector(".tools") : null;
+  var imagesKey = "crystal-diffusion-images-" + data.group;
+  var showImages = true;
+  try { showImages = window.sessionStorage.getItem(imagesKey) !== "off"; } catch (e) {}
+  try {  // projector mode of the page (?projector=1): larger legend
+    if (new URLSearchParams(window.parent.location.search).get("projector") === "1") document.body.classList.add("projector");
+  } catch (e) {}
 
   function cart(f, L) {
     return {x: f[0] * L[0] + f[1] * L[3] + f[2] * L[6],
             y: f[0] * L[1] + f[1] * L[4] + f[2] * L[7],
             z: f[0] * L[2] + f[1] * L[5] + f[2] * L[8]};
   }
-  function wrap(x) { x = x % 1; if (x < 0) x += 1; return x >= 1 ? 0 : x; }
+  function outside(p, size) { return Math.max(0, -p) + Math.max(0, p - size); }
 
-  // positions (in supercell fractions) of every drawn image of atom i
-  function images(frame, i, sc, boundary) {
-    var base = [], out = [];
-    var f = [wrap(frame.F[3 * i]), wrap(frame.F[3 * i + 1]), wrap(frame.F[3 * i + 2])];
-    for (var a = 0; a < sc[0]; a++) for (var b = 0; b < sc[1]; b++) for (var c = 0; c < sc[2]; c++)
-      base.push([(f[0] + a) / sc[0], (f[1] + b) / sc[1], (f[2] + c) / sc[2]]);
-    for (var k = 0; k < base.length; k++) {
-      for (var ox = -1; ox <= 1; ox++) for (var oy = -1; oy <= 1; oy++) for (var oz = -1; oz <= 1; oz++) {
-        var g = [base[k][0] + ox, base[k][1] + oy, base[k][2] + oz];
-        if (ox === 0 && oy === 0 && oz === 0) { out.push(g); continue; }
-        if (!(boundary > 0)) continue;
-        var keep = true;
-        for (var d = 0; d < 3; d++) {
-          var eps = boundary / sc[d];
-          if (!(g[d] > -eps && g[d] < 1 + eps)) keep = false;
-        }
-        if (keep) out.push(g);
-      }
+  // positions (in supercell fractions) of every drawn copy of atom i: at its periodic image nearest
+  // the reference, then per axis the whole set moved by the cells that keep it most inside
+  function images(frame, i, sc) {
+    var set = data.imageSets[frame.I], perAxis = [];
+    for (var a = 0; a < 3; a++) {
+      var r = set.R[3 * i + a], f = frame.F[3 * i + a], d = f - r;
+      var u = r + (d - Math.round(d));
+      var shifts = showImages ? set.T[i][a] : [];
+      if (!showImages) for (var j = 0; j < sc[a]; j++) shifts.push(j);
+      var best = 0, bestCost = Infinity;
+      [0, -1, 1, -2, 2].forEach(function (n) {
+        var cost = 0;
+        shifts.forEach(function (s) { cost += outside(u + n + s, sc[a]); });
+        if (cost < bestCost - 1e-12) { bestCost = cost; best = n; }
+      });
+      perAxis.push(shifts.map(function (s) { return (u + best + s) / sc[a]; }));
     }
+    var out = [];
+    perAxis[0].forEach(function (x) { perAxis[1].forEach(function (y) { perAxis[2].forEach(function (z) { out.push([x, y, z]); }); }); });
     return out;
+  }
+
+  function hasCopies() {  // does any atom get more than one copy per cell of the supercell?
+    return data.imageSets.some(function (set) {
+      return set.T.some(function (axes) { return axes.some(function (t, a) { return t.length > data.supercell[a]; }); });
+    });
   }
 
   function scaled(L, sc) {
@@ -96,7 +113,7 @@ function crystalView(viewers, data, legend) {
       var masked = frame.M && frame.M[i];
       var spec = masked ? {radius: 0.45, color: UNDECIDED, opacity: ghost ? 0.2 : 0.85}
                         : {radius: data.radii[z] || 0.5, color: data.colors[z] || "#ff69b4", opacity: opacity};
-      var pts = images(frame, i, sc, frame.B || 0);
+      var pts = images(frame, i, sc);
       for (var k = 0; k < pts.length && drawn < data.maxAtoms; k++, drawn++) {
         viewer.addSphere({center: cart(pts[k], L), radius: spec.radius, color: spec.color, opacity: spec.opacity});
       }
@@ -108,7 +125,7 @@ function crystalView(viewers, data, legend) {
   }
 
   function showLegend(frame, ghost) {
-    if (!legend) return;
+    if (!legend || data.legend === false) return;
     var seen = {}, masked = 0, parts = [];
     frame.Z.forEach(function (z, i) { if (frame.M && frame.M[i]) masked++; else seen[z] = true; });
     if (ghost) ghost.Z.forEach(function (z) { seen[z] = true; });
@@ -119,7 +136,8 @@ function crystalView(viewers, data, legend) {
     if (ghost) parts.push(chip("#ddd", data.ghostLabel, " ghost"));
     parts.push('<span class="chip"><b style="color:#d62728">a</b> <b style="color:#2ca02c">b</b> ' +
                '<b style="color:#1f77b4">c</b>&nbsp;cell edges</span>');
-    legend.innerHTML = parts.join("");
+    var html = parts.join("");
+    if (legend.innerHTML !== html) legend.innerHTML = html;
   }
 
   function draw(viewer, k) {
@@ -135,14 +153,58 @@ function crystalView(viewers, data, legend) {
     drawAtoms(viewer, frame, data.supercell, 1.0, false);
   }
 
-  function largest() {  // the frame with the longest cell diagonal: zoom once so every frame fits
-    var best = 0, size = -1;
-    data.frames.forEach(function (f, k) {
-      var d = cart([data.supercell[0], data.supercell[1], data.supercell[2]], f.L);
-      var s = d.x * d.x + d.y * d.y + d.z * d.z;
-      if (s > size) { size = s; best = k; }
-    });
-    return best;
+  function referenceFrame() {  // the crystal at t = 0 (else the last frame): the camera is fitted to it
+    var k = data.steps.indexOf(0);
+    return k >= 0 ? k : data.frames.length - 1;
+  }
+
+  function reach(frame, centre) {  // distance from centre to the farthest corner of the frame's (super)cell
+    var L = scaled(frame.L, data.supercell), far = 0;
+    for (var i = 0; i < 2; i++) for (var j = 0; j < 2; j++) for (var k = 0; k < 2; k++) {
+      var p = cart([i, j, k], L);
+      far = Math.max(far, Math.hypot(p.x - centre.x, p.y - centre.y, p.z - centre.z));
+    }
+    return far;
+  }
+
+  function outline(frame) {  // cell corners and every drawn atom of a frame (Cartesian), for fitting
+    var sc = data.supercell, L = scaled(frame.L, sc), pts = [];
+    for (var i = 0; i < 2; i++) for (var j = 0; j < 2; j++) for (var k = 0; k < 2; k++) pts.push(cart([i, j, k], L));
+    for (var n = 0; n < frame.Z.length && pts.length < data.maxAtoms; n++)
+      images(frame, n, sc).forEach(function (f) { pts.push(cart(f, L)); });
+    return pts;
+  }
+
+  // Centre the camera on the reference cell (with its copies on the faces); the returned function fits
+  // what the screen shows of it, at the current rotation and canvas size, to the canvas with a margin
+  // (it measures, so calling it again changes nothing). A noisy frame with a larger cell leaves a little
+  // more room (at most a fifth), so the clean crystal never looks tiny.
+  function fit(viewer, k) {
+    var ref = data.frames[k], sc = data.supercell;
+    viewer.removeAllShapes();
+    viewer.removeAllLabels();
+    drawCell(viewer, ref.L, sc, "#444444", 0.035, false, false);
+    drawAtoms(viewer, ref, sc, 1.0, false);
+    viewer.zoomTo();
+    var centre = cart([0.5 * sc[0], 0.5 * sc[1], 0.5 * sc[2]], ref.L);
+    var base = reach(ref, centre), widest = base;
+    if (viewers.length === 1) data.frames.forEach(function (f) { widest = Math.max(widest, reach(f, centre)); });
+    var room = Math.min(1.2, widest / Math.max(base, 1e-6)), points = outline(ref);
+    return function () {
+      try {
+        var screen = viewer.modelToScreen(points);
+        var xs = screen.map(function (p) { return p.x; }), ys = screen.map(function (p) { return p.y; });
+        var w = Math.max.apply(null, xs) - Math.min.apply(null, xs), h = Math.max.apply(null, ys) - Math.min.apply(null, ys);
+        var box = viewer.container.getBoundingClientRect(), fill = 0.92 / room;
+        var width = box.width / data.grid[1], height = box.height / data.grid[0];  // a grid's viewers share the box
+        var pad = Math.min(70, 0.15 * Math.min(width, height));  // room for the atoms' radii
+        if (!(width > pad && height > pad && w > 0 && h > 0) || viewer.CAMERA_Z === undefined) return;
+        var factor = Math.max((w + pad) / (fill * width), (h + pad) / (fill * height));
+        var view = viewer.getView();
+        view[3] = viewer.CAMERA_Z - factor * (viewer.CAMERA_Z - view[3]);
+        viewer.setView(view);
+      } catch (e) {}
+    };
   }
 
   function restoreRotation(viewer) {
@@ -197,15 +259,91 @@ function crystalView(viewers, data, legend) {
     } catch (e) { return null; }  // not same-origin: stay on the initial frame
   }
 
-  if (viewers.length > 1) {  // a gallery: one frame per viewer of the grid
-    viewers.forEach(function (viewer, k) {
-      if (k >= data.frames.length) return;
-      draw(viewer, k);
-      if (data.titles) viewer.addLabel(data.titles[k], {useScreen: true, position: {x: 8, y: 8, z: 0}, fontSize: 13,
-        fontColor: "black", backgroundColor: "white", backgroundOpacity: 0.7});
-      viewer.zoomTo(); viewer.rotate(data.rotation[0], "x"); viewer.rotate(data.rotation[1], "y"); viewer.render();
+  // ---- the tools under the canvas: copies on the faces (when there are any), full screen
+  var redrawAll = function () {};
+  var EXPAND = '<svg width="13" height="13" viewBox="0 0 16 16" fill="none" stroke="currentColor" stroke-width="2" style="vertical-align:-1px"><path d="M1 6V1h5M10 1h5v5M15 10v5h-5M6 15H1v-5"/></svg>';
+  function fullscreenElement() { return document.fullscreenElement || document.webkitFullscreenElement || null; }
+  function inParentFullscreen() {
+    try { return window.frameElement && window.parent.document.fullscreenElement === window.frameElement; } catch (e) { return false; }
+  }
+  function toggleFullscreen() {
+    if (fullscreenElement()) { document.exitFullscreen(); return; }
+    if (inParentFullscreen()) { window.parent.document.exitFullscreen(); return; }
+    var ask = wrap.requestFullscreen || wrap.webkitRequestFullscreen;
+    var parentFallback = function () {  // an iframe without allow="fullscreen": enlarge the iframe itself
+      try { if (window.frameElement) window.frameElement.requestFullscreen(); } catch (e) {}
+    };
+    try {
+      var asked = ask ? ask.call(wrap) : null;
+      if (asked && asked.catch) asked.catch(parentFallback); else if (!ask) parentFallback();
+    } catch (e) { parentFallback(); }
+  }
+  function buildTools() {
+    if (!tools) return;
+    var html = "";
+    if (hasCopies()) html += '<label title="Atoms on a face, edge or corner are also drawn on the opposite ones, ' +
+      'the same atoms at every step"><input type="checkbox" class="copies"' + (showImages ? " checked" : "") +
+      '> copies<span class="wide"> on the faces</span></label>';
+    html += '<button type="button" class="fullscreen" title="Full screen (Esc to leave)">' + EXPAND +
+      '<span class="wide"> Full screen</span></button>';
+    tools.innerHTML = html;
+    var box = tools.querySelector(".copies");
+    if (box) box.addEventListener("change", function () {
+      showImages = box.checked;
+      try { window.sessionStorage.setItem(imagesKey, showImages ? "on" : "off"); } catch (e) {}
+      redrawAll();
     });
+    tools.querySelector(".fullscreen").addEventListener("click", toggleFullscreen);
+    var label = function () {
+      var on = !!fullscreenElement() || inParentFullscreen();
+      tools.querySelector(".fullscreen").innerHTML = on ? "Leave full screen (Esc)" :
+        EXPAND + '<span class="wide"> Full screen</span>';
+    };
+    document.addEventListener("fullscreenchange", label);
+    try { window.parent.document.addEventListener("fullscreenchange", label); } catch (e) {}
+  }
+  // the canvas follows its box (legend wrapping, full screen, the page's layout) and stays fitted
+  // to it until the user zooms by hand
+  function keepSized(viewer, refit) {
+    var box = viewer.container || (wrap && wrap.querySelector('div[id^="3dmolviewer"]'));
+    if (!box || typeof ResizeObserver === "undefined") return;
+    var zoomed = false;
+    ["wheel", "touchstart"].forEach(function (name) { box.addEventListener(name, function () { zoomed = true; }, {passive: true}); });
+    var last = box.clientWidth + "x" + box.clientHeight;
+    new ResizeObserver(function () {
+      var now = box.clientWidth + "x" + box.clientHeight;
+      if (now === last) return;
+      last = now;
+      viewer.resize();
+      if (!zoomed && refit) { viewer.render(); refit(); }
+      viewer.render();
+    }).observe(box);
+  }
+  buildTools();
+
+  if (viewers.length > 1) {  // a gallery: one frame per viewer of the grid
+    var drawGrid = function (first) {
+      viewers.forEach(function (viewer, k) {
+        if (k >= data.frames.length) return;
+        var zoomToFit = first ? fit(viewer, k) : null;
+        draw(viewer, k);
+        if (data.titles) viewer.addLabel(data.titles[k], {useScreen: true, position: {x: 8, y: 8, z: 0}, fontSize: 13,
+          fontColor: "black", backgroundColor: "white", backgroundOpacity: 0.7});
+        if (first) {
+          viewer.rotate(data.rotation[0], "x");
+          viewer.rotate(data.rotation[1], "y");
+          viewer.render();
+          zoomToFit();
+        }
+        viewer.render();
+      });
+    };
+    drawGrid(true);
+    redrawAll = function () { drawGrid(false); };
     showLegend({Z: [].concat.apply([], data.frames.map(function (f) { return f.Z; })), M: null}, null);
+    if (wrap && typeof ResizeObserver !== "undefined") {
+      new ResizeObserver(function () { viewers.forEach(function (v) { v.resize(); v.render(); }); }).observe(wrap);
+    }
     announce("grid");
     return;
   }
@@ -220,15 +358,18 @@ function crystalView(viewers, data, legend) {
     var t0 = wantedStep();
     if (t0 !== null && !isNaN(t0)) current = frameOfStep(t0);
   }
-  draw(viewer, largest());
-  viewer.zoomTo();
+  var zoomToFit = fit(viewer, referenceFrame());
   viewer.rotate(data.rotation[0], "x");
   viewer.rotate(data.rotation[1], "y");
   restoreRotation(viewer);
+  viewer.render();
+  zoomToFit();
   draw(viewer, current);
   showLegend(data.frames[current], data.ghosts ? data.ghosts[data.ghosts.length === 1 ? 0 : current] : null);
   viewer.render();
+  keepSized(viewer, zoomToFit);
   announce(current);
+  redrawAll = function () { draw(viewer, current); viewer.render(); announce(current); };
 
   if (data.follow) {
     var poll = function () {

@@ -31,14 +31,15 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from diffusion.relax import (DEFAULT_MAX_STEPS, HARD_MAX_STEPS, MATCHER_TOLERANCES, MAX_BATCH_RELAX, Potential,
-                             PotentialUnavailable, RelaxError, RelaxResult, StabilityResult, energies_along,
-                             load_potential, relax, relax_batch)
+from diffusion.api import (DEFAULT_MAX_STEPS, HARD_MAX_STEPS, MATCHER_TOLERANCES, MAX_BATCH_RELAX, Potential,
+                           PotentialUnavailable, RelaxError, RelaxResult, StabilityResult, energies_along,
+                           load_potential, relax, relax_batch)
 
 from .figures import PALETTE, _style
 from .models import app_device
+from .time_left import BatchClock
 from .viewer import ViewFrame, grid_html
-from .widgets import show_view
+from .widgets import show_view, table_size
 
 try:  # where Streamlit keeps its stop/rerun exceptions (internal; absent = a Stop just drops the partial run)
     from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
@@ -245,7 +246,7 @@ def show_relaxed(entry: GeneratedRelax) -> None:
         show_view(grid_html(frames, ["generated", "relaxed (CHGNet)"], columns=2, cell_height=VIEW_HEIGHT), VIEW_HEIGHT)
     with table_col:
         table = comparison_table(relaxed)
-        st.dataframe(table, hide_index=True, width="stretch", height=38 + 35 * len(table), key="relax.table")
+        st.dataframe(table, hide_index=True, width="stretch", key="relax.table", **table_size(len(table)))
         st.caption("RMS displacement: each atom's move (nearest periodic image, common shift removed) in the "
                    "relaxed cell; the cell's own change is the volume row. Forces are per atom.")
     st.plotly_chart(energy_figure(entry), width="stretch", key="relax.energies", config={"displayModeBar": False})
@@ -294,10 +295,12 @@ def _relax_batch(batch, max_steps: int, stop_slot) -> None:
                      help="Stop and keep the samples relaxed so far.")
     bar = st.progress(0.0, text="Relaxing with CHGNet...")
     interrupt = _Interrupt()
+    clock = BatchClock()
 
     def progress(i: int, total: int, step: int, cap: int) -> bool | None:
         done = (i + min(1.0, step / cap)) / max(total, 1)
-        return interrupt.update(lambda: bar.progress(done, text=f"Relaxing sample {i + 1} of {total}: step {step}"))
+        text = f"Relaxing sample {i + 1} of {total}: step {step} · {clock.estimate(i, total, step, cap)}"
+        return interrupt.update(lambda: bar.progress(done, text=text))
 
     try:
         job.outcome = relax_batch(batch.structures, potential, max_samples=MAX_BATCH_RELAX, max_steps=max_steps,

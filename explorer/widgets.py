@@ -4,18 +4,19 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from .layout import kept_query_params, projector_mode, view_height
 from .numbers import StructureNumbers
 from .viewer import STATIC_JS, ViewFrame, ViewOptions, structure_html
 
-LEGEND_HEIGHT = 46
+LEGEND_HEIGHT = 46   # the bar under the canvas (legend, copies, full screen); if it wraps, the canvas shrinks
 
 
 def show_view(html: str, height: int) -> None:
-    """Embed a 3D view's HTML (3Dmol.js comes from the app's own ``static/`` folder)."""
+    """Embed a 3D view's HTML (3Dmol.js comes from the app's own ``static/`` folder); taller in projector mode."""
     if not STATIC_JS.is_file():
         st.warning("3Dmol.js is not installed, so 3D views stay blank: run `make static/3Dmol-min.js` "
                    "(part of `make run`) and reload.", icon=":material/view_in_ar:")
-    st.iframe(html, height=height + LEGEND_HEIGHT)
+    st.iframe(html, height=view_height(height) + LEGEND_HEIGHT)
 
 
 def show_structure(frame: ViewFrame, ghost: ViewFrame | None = None, options: ViewOptions = ViewOptions()) -> None:
@@ -26,7 +27,13 @@ def numbers_table(numbers: StructureNumbers, extra: list[tuple[str, str]] | None
     """The numbers of a structure as a two-column table."""
     rows = (extra or []) + numbers.rows()
     st.dataframe(pd.DataFrame(rows, columns=["quantity", "value"]), hide_index=True, width="stretch",
-                 height=38 + 35 * len(rows))
+                 **table_size(len(rows)))
+
+
+def table_size(rows: int) -> dict[str, int]:
+    """``st.dataframe`` row height and height that show every row (projector type needs taller rows)."""
+    row = 44 if projector_mode() else 35
+    return {"row_height": row, "height": row * (rows + 1) + 3}
 
 
 def shown_item(results_key: str, shown_key: str):
@@ -52,5 +59,5 @@ def result_picker(results_key: str, shown_key: str, label: str, clear_label: str
         if st.button(clear_label, key=f"{results_key.split('.')[0]}.clear", width="stretch"):
             st.session_state[results_key] = []
             st.session_state.pop(shown_key, None)
-            st.query_params.clear()
+            st.query_params.from_dict(kept_query_params())
             st.rerun()
