@@ -180,11 +180,6 @@ def _session_alive() -> Callable[[], bool]:
     return alive
 
 
-def running_trainings() -> int:
-    with _TRAINERS_LOCK:
-        return sum(1 for trainer in list(_TRAINERS) if trainer.running)
-
-
 def start(picked: list[tuple[str, Crystal]], config: LiveConfig) -> None:
     """Start this session's training, or say why not (kept in ``train.notice``)."""
     ss.pop("train.notice", None)

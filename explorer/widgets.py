@@ -6,7 +6,7 @@ import streamlit as st
 
 from .layout import kept_query_params, projector_mode, view_height
 from .numbers import StructureNumbers
-from .viewer import STATIC_JS, ViewFrame, ViewOptions, structure_html
+from .viewer import STATIC_JS
 
 LEGEND_HEIGHT = 46   # the bar under the canvas (legend, copies, full screen); if it wraps, the canvas shrinks
 
@@ -17,10 +17,6 @@ def show_view(html: str, height: int) -> None:
         st.warning("3Dmol.js is not installed, so 3D views stay blank: run `make static/3Dmol-min.js` "
                    "(part of `make run`) and reload.", icon=":material/view_in_ar:")
     st.iframe(html, height=view_height(height) + LEGEND_HEIGHT)
-
-
-def show_structure(frame: ViewFrame, ghost: ViewFrame | None = None, options: ViewOptions = ViewOptions()) -> None:
-    show_view(structure_html(frame, ghost, options), options.height)
 
 
 def numbers_table(numbers: StructureNumbers, extra: list[tuple[str, str]] | None = None) -> None:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from ..crystal import Crystal
 from ..precision import Precision, check_precision
+from ..tolerances import NO_SPACE_GROUP_CONDITION
 from ..crystal_diffusion import CrystalDiffusion
 from .constraints import SymmetryConstraint
 
@@ -113,7 +114,7 @@ def validate_request(model: CrystalDiffusion, request: SampleRequest) -> None:
     if request.prop is not None and not model.model_config.use_property:
         raise ValueError("this model was not trained with a property condition")
     if request.space_group is not None and not model.model_config.use_space_group:
-        raise ValueError("this model was not trained with a space-group condition")
+        raise ValueError(NO_SPACE_GROUP_CONDITION)
     if request.start is not None:
         if model.process.task != "csp":
             raise ValueError("starting from a structure needs a crystal-structure-prediction (csp) model")
