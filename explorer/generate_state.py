@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from .layout import kept_query_params
 from .models import ModelEntry, ModelInfo, default_model, model_entry, try_model_info
 from .compositions import typed_atoms
 from .page_state import start_page_state
@@ -104,5 +105,6 @@ def on_sampler_change(models: list[ModelEntry]) -> None:
 def sync_url(result: Result, t: int) -> None:
     query = result.settings.to_query(result.task)
     query["t"] = str(int(t))
+    query.update(kept_query_params())   # projector mode survives the rewrite
     if {k: st.query_params[k] for k in st.query_params} != query:
         st.query_params.from_dict(query)

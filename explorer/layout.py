@@ -174,14 +174,10 @@ def _warm_up_models() -> None:
     for entry in offered:
         if not entry.card.get("data"):
             continue
-        loaders = [models._space_group_predictor] if (entry.card.get("conditions") or {}).get("space_group") else []
-        if entry.task == "csp":
-            loaders += [models._template_library, models._formula_units_advisor]
-        for loader in loaders:
-            try:
-                loader(entry.path, entry.version)
-            except Exception as exc:  # no usable training data: the page says so when asked
-                _log.info("warm-up: %s of %s: %s", getattr(loader, "__name__", loader), entry.name, exc)
+        try:
+            models.warm_up_training_crystals(entry)
+        except Exception as exc:  # no usable training data: the page says so when asked
+            _log.info("warm-up of %s: %s", entry.name, exc)
     _WARM_UP["seconds"] = time.perf_counter() - started
     _log.warning("warm-up: the training crystals of %d models were read in %.1f s", len(offered), _WARM_UP["seconds"])
 

@@ -223,6 +223,16 @@ def _formula_units_advisor(path: str, version: int):
     return training_formula_units(load_card(Path(path)))
 
 
+def warm_up_training_crystals(entry: ModelEntry) -> None:
+    """Read a model's training crystals into the per-server caches (vote, templates, formula units); raises
+    what reading raises (a model without usable training data)."""
+    if (entry.card.get("conditions") or {}).get("space_group"):
+        _space_group_predictor(entry.path, entry.version)
+    if entry.task == "csp":
+        _template_library(entry.path, entry.version)
+        _formula_units_advisor(entry.path, entry.version)
+
+
 def reference_volume(entry: ModelEntry, atomic_numbers):
     """The training crystals' volume per atom for this chemistry (None when they say nothing or cannot be read)."""
     try:

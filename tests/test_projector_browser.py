@@ -223,6 +223,9 @@ def test_first_suggest_answers_quickly_after_the_warm_up(server, playwright_brow
 
 
 def _threads(page) -> str:
+    page.wait_for_function("() => /CPU \\(\\d+ threads\\)/.test("
+                           "(document.querySelector('[data-testid=\"stSidebar\"]') || {}).innerText || '')",
+                           timeout=60_000)
     found = re.search(r"CPU \(\d+ threads\)", page.locator('[data-testid="stSidebar"]').inner_text())
     assert found, "the sidebar names the device"
     return found.group(0)
