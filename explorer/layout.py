@@ -184,10 +184,13 @@ def _warm_up_models() -> None:
 
 def start_warm_up() -> None:
     """Start the warm-up thread once per server process (on the first page any visitor opens); not
-    without a server (``AppTest``), where it would only compete with the test for the CPU."""
+    without a server, nor with CRYSTAL_DIFFUSION_WARM_UP=0 (the tests: a process that exits while the
+    thread reads data is aborted)."""
+    import os
+
     from streamlit.runtime import Runtime
 
-    if not Runtime.exists():
+    if not Runtime.exists() or os.environ.get("CRYSTAL_DIFFUSION_WARM_UP") == "0":
         return
     with _WARM_UP_LOCK:
         if _WARM_UP["thread"] is not None:

@@ -15,6 +15,8 @@ PEROV_CSV = DATA / "perov_5" / "val.csv.gz"
 CARBON_CSV = DATA / "carbon_24" / "val.csv.gz"
 MP20_CSV = DATA / "mp_20" / "val.csv.gz"
 
+# AppTest runs pages in this process: no background warm-up thread (the browser tests turn it on for their server)
+os.environ.setdefault("CRYSTAL_DIFFUSION_WARM_UP", "0")
 torch.set_num_threads(int(os.environ.get("CRYSTAL_TEST_THREADS", max(1, min(2, os.cpu_count() or 1)))))
 
 

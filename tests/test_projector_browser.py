@@ -50,7 +50,7 @@ def server(tmp_path_factory):
     """The app with the shipped checkpoints; yields (url, path of its log)."""
     _requirements()
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "CRYSTAL_DIFFUSION_CHECKPOINTS"}
+    env = {**{k: v for k, v in os.environ.items() if k != "CRYSTAL_DIFFUSION_CHECKPOINTS"}, "CRYSTAL_DIFFUSION_WARM_UP": "1"}
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
     log = open(log_path, "w+")
     process = subprocess.Popen(
