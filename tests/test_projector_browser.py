@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,11 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port  # one launch recipe for both browser suites
+from test_browser import _requirements as browser_requirements
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--enable-unsafe-swiftshader"]
 WIDTH = 1280
 SUGGEST = "Suggest a group from similar training crystals"
 
@@ -30,19 +28,9 @@ pytestmark = pytest.mark.browser
 
 
 def _requirements() -> None:
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"{CHROMIUM} is missing (make browser-deps installs it)")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not (ROOT / "static" / "3Dmol-min.js").is_file():
-        pytest.skip("static/3Dmol-min.js is missing (make static/3Dmol-min.js installs it)")
+    browser_requirements()
     if not (ROOT / "checkpoints" / "mp_20.pt").is_file():
         pytest.skip("the shipped checkpoint mp_20 is missing")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
