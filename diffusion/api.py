@@ -1,7 +1,7 @@
 """The small API that the app and the command line call (pages never reach further in)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from pymatgen.core.periodic_table import Element
@@ -10,6 +10,7 @@ from .corruption import LatticeStats, lattice_to_latent, latent_to_lattice, q_sa
 from .crystal import Crystal
 from .formula import FormulaError, parse_formula
 from .crystal_diffusion import CrystalDiffusion
+from .placement import build_request
 from .sampling import SampleRequest, SamplingConfig, ProgressCallback, sample
 from .schedules import make_schedule
 from .tolerances import NO_SPACE_GROUP_CONDITION
@@ -80,8 +81,10 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
             if sorted(start.atomic_numbers.tolist()) != sorted(numbers):
                 raise ValueError("the start structure has other atoms than the composition")
             numbers = start.atomic_numbers.tolist()   # the start's atom order
-        request = SampleRequest(num_atoms=(len(numbers),) * num_samples, seeds=seeds,
-                                atomic_numbers=(tuple(numbers),) * num_samples)
+        request = build_request(seeds, atoms=[numbers] * num_samples, prop=prop,
+                                space_groups=None if space_group is None else [space_group] * num_samples)
+        if start is not None:
+            request = replace(request, start=(start,) * num_samples, start_step=start_step)
     else:
         if composition is not None:
             raise ValueError("this is an ab initio model: it chooses the elements itself; give a number of atoms")
@@ -91,11 +94,10 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
             if not 1 <= int(num_atoms) <= MAX_ATOMS:
                 raise ValueError(f"the number of atoms must be between 1 and {MAX_ATOMS}, got {num_atoms}")
             counts = [int(num_atoms)] * num_samples
-        request = SampleRequest(num_atoms=tuple(counts), seeds=seeds)
-    request = SampleRequest(request.num_atoms, request.seeds, request.atomic_numbers,
-                            None if prop is None else (float(prop),) * num_samples,
-                            None if space_group is None else (int(space_group),) * num_samples,
-                            None if start is None else (start,) * num_samples, start_step)
+        request = build_request(seeds, num_atoms=counts, prop=prop,
+                                space_groups=None if space_group is None else [space_group] * num_samples)
+        if start is not None:
+            raise ValueError("starting from a structure needs a crystal-structure-prediction (csp) model")
     config = SamplingConfig(sampler=sampler, steps=steps, guidance=guidance, step_lr=step_lr, record=record,
                             record_stride=record_stride, precision=precision)
     return sample(model, request, config, progress)

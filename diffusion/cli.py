@@ -75,7 +75,7 @@ TEMPLATE_HELP = ("start from a template instead of noise (composition only): the
 
 SYMMETRY_HELP = ("wyckoff: keep every step of the trajectory in the space group (--space-group N, predicted or csv) "
                  "with the Wyckoff positions of the nearest training crystal in that group (its primitive cell); "
-                 "with --template-step, start from that crystal's ideal cell (default none)")
+                 "with --template-step, start from that crystal's ideal cell" + DEFAULT_HELP.format("none"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance", type=finite_float, default=None,
                    help="classifier-free guidance weight w" + DEFAULT_HELP.format("0"))
     s.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0", help=TEMPLATE_HELP)
-    s.add_argument("--symmetry", choices=("none", "wyckoff"), default="none", help=SYMMETRY_HELP)
+    s.add_argument("--symmetry", choices=("none", "wyckoff"), default=None, help=SYMMETRY_HELP)
     s.add_argument("--batch-size", type=positive_int, default=64, help="crystals per sampling batch")
     s.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
     s.add_argument("--device", default="auto")
@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--guidance", type=finite_float, default=None, help=DEFAULT_HELP.format("0").strip(" ()"))
     e.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0",
                    help=TEMPLATE_HELP)
+    e.add_argument("--symmetry", choices=("none", "wyckoff"), default=None, help=SYMMETRY_HELP)
     e.add_argument("--seed", type=nonnegative_int, default=0)
     e.add_argument("--batch-size", type=positive_int, default=128)
     e.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)

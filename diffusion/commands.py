@@ -13,9 +13,10 @@ from .api import MAX_ATOMS, MAX_SAMPLES, check_composition, check_space_group, s
 from .checkpoints import load_model
 from .data import load_csv
 from .device import resolve_device
-from .sampling import SampleRequest, SamplingConfig, sample
+from .placement import Starts, build_request, sample_placed
+from .sampling import SamplingConfig
 from .space_group_prediction import NO_PROTOTYPE_MATCH
-from .templates import NO_TEMPLATE, PlacedSample, sample_from_templates
+from .templates import NO_TEMPLATE
 from .tolerances import NO_SPACE_GROUP_CONDITION
 
 
@@ -123,7 +124,7 @@ def _symmetric_cells(args, model, atoms, groups) -> list:
     of the template in the sample's group (the nearest training crystal of its prototype, elements substituted)."""
     from .checkpoints import load_card, resolve
     from .evaluation import training_template_library
-    from .wyckoff import constraint_from_template
+    from .placement import usable_cells, wyckoff_cells
 
     if model.process.task != "csp" or any(a is None for a in atoms):
         raise ValueError("--symmetry wyckoff needs compositions (a structure-prediction model)")
@@ -133,13 +134,7 @@ def _symmetric_cells(args, model, atoms, groups) -> list:
         library = training_template_library(load_card(resolve(args.checkpoint)))
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot build Wyckoff templates: {error}") from None
-    found: dict = {}
-    for key in set(zip(atoms, groups)):
-        template = library.template(key[0], key[1]) if key[1] else None
-        try:
-            found[key] = (template, constraint_from_template(template, key[1]) if key[1] else None)
-        except ValueError as error:
-            found[key] = (template, error)
+    found = wyckoff_cells(library, atoms, groups)
     if len(found) == 1:
         (numbers, group), (template, cell) = next(iter(found.items()))
         if not group:
@@ -152,40 +147,12 @@ def _symmetric_cells(args, model, atoms, groups) -> list:
         if cell.constraint.num_atoms != len(numbers):
             print(f"the template's primitive cell has {cell.constraint.num_atoms} atoms, not {len(numbers)}: "
                   "sampling that cell", file=sys.stderr)
-    else:
-        missing = sum(not hasattr(cell, "constraint") for _, cell in found.values())
-        print(f"Wyckoff templates for {len(found) - missing} of {len(found)} compositions"
-              + (f"; {missing} without one are sampled without the constraint" if missing else ""), file=sys.stderr)
-    return [cell if hasattr(cell, "constraint") else None for _, cell in (found[key] for key in zip(atoms, groups))]
-
-
-def _sample_symmetric(model, request: SampleRequest, config: SamplingConfig, cells: list,
-                      template_step: int | None) -> list[PlacedSample]:
-    """Sample the crystals with a Wyckoff constraint inside it (from noise, or from their ideal template cell
-    noised to ``template_step``; 0 = that cell itself) and the others without one, from noise; request order."""
-    from .wyckoff import symmetric_request
-
-    results: list = [None] * len(cells)
-    constrained = [i for i, cell in enumerate(cells) if cell is not None]
-    free = [i for i, cell in enumerate(cells) if cell is None]
-    if constrained and template_step == 0:
-        for i in constrained:
-            results[i] = PlacedSample(None, 0, cells[i].crystal)
-    elif constrained:
-        picked = symmetric_request([cells[i] for i in constrained], [request.seeds[i] for i in constrained],
-                                   None if request.prop is None else [request.prop[i] for i in constrained],
-                                   condition=request.space_group is not None, start_step=template_step)
-        trajectory = sample(model, picked, config)
-        for row, i in enumerate(constrained):
-            results[i] = PlacedSample(trajectory, row, cells[i].crystal)
-    if free:
-        picked = SampleRequest(**{name: None if getattr(request, name) is None else
-                                  tuple(getattr(request, name)[i] for i in free)
-                                  for name in ("num_atoms", "seeds", "atomic_numbers", "prop", "space_group")})
-        trajectory = sample(model, picked, config)
-        for row, i in enumerate(free):
-            results[i] = PlacedSample(trajectory, row, None)
-    return results
+        return usable_cells(found, atoms, groups)
+    cells = usable_cells(found, atoms, groups)
+    missing = sum(cell is None for cell in cells)
+    print(f"Wyckoff templates for {len(cells) - missing} of {len(cells)} samples"
+          + (f"; {missing} without one are sampled without the constraint" if missing else ""), file=sys.stderr)
+    return cells
 
 
 def _cell_of_formula_units(args, model, numbers: tuple[int, ...]) -> tuple[int, ...]:
@@ -229,7 +196,8 @@ def with_setting(args, model) -> argparse.Namespace:
     space_group = args.space_group if args.space_group is not None else setting.space_group
     return argparse.Namespace(**{**vars(args), "sampler": setting.sampler, "steps": setting.steps,
                                  "guidance": setting.guidance, "template_step": setting.template_step,
-                                 "step_lr": setting.step_lr, "space_group": space_group})
+                                 "step_lr": setting.step_lr, "space_group": space_group,
+                                 "symmetry": setting.symmetry})
 
 
 def run_sample(args, command: str) -> int:
@@ -294,19 +262,13 @@ def run_sample(args, command: str) -> int:
     for start in range(0, len(names), args.batch_size):
         chunk = slice(start, start + args.batch_size)
         n = len(names[chunk])
-        request = SampleRequest(
-            num_atoms=tuple(len(a) if a is not None else args.num_atoms or counts[start + i] for i, a in enumerate(atoms[chunk])),
-            seeds=tuple(seeds[chunk]),
-            atomic_numbers=tuple(atoms[chunk]) if model.process.task == "csp" else None,
-            prop=None if args.prop is None else (args.prop,) * n,
-            space_group=None if groups is None else tuple(groups[chunk]))
-        if symmetric is not None:
-            placed = _sample_symmetric(model, request, config, symmetric[chunk], args.template_step)
-        elif templates is None:
-            trajectory = sample(model, request, config)
-            placed = [PlacedSample(trajectory, i, None) for i in range(n)]
-        else:
-            placed = sample_from_templates(model, request, config, templates[chunk], args.template_step)
+        request = build_request(
+            seeds[chunk], atoms=atoms[chunk] if model.process.task == "csp" else None,
+            num_atoms=None if model.process.task == "csp" else [args.num_atoms or counts[start + i] for i in range(n)],
+            prop=args.prop, space_groups=None if groups is None else groups[chunk])
+        starts = Starts(templates=None if templates is None else templates[chunk],
+                        cells=None if symmetric is None else symmetric[chunk], template_step=args.template_step)
+        placed = sample_placed(model, request, config, starts)
         for name, result in zip(names[chunk], placed):
             result.structure().to(filename=str(out / f"{name}.cif"))
             if args.trajectory and result.extxyz() is not None:

@@ -16,9 +16,10 @@ from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, sc
 from .formula_units import FormulaUnitsAdvisor
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
 from .recommended import resolve_sampling_args
-from .sampling import SampleRequest, SamplingConfig, resolved_step_lr, sample
+from .placement import Starts, build_request, sample_placed, usable_cells, wyckoff_cells
+from .sampling import SamplingConfig, resolved_step_lr, sample
 from .space_group_prediction import SpaceGroupPredictor
-from .templates import TemplateLibrary, sample_from_templates
+from .templates import TemplateLibrary
 from .tolerances import NO_SPACE_GROUP_CONDITION
 from .train import TrainConfig, prepare_data
 
@@ -29,7 +30,8 @@ class EvaluationConfig:
 
     data: files replacing the card's (None = the checkpoint's own); split: "val" (the card's validation split)
     or "all" (every row of ``data``); space_group: "none", "csv" (true group) or "predicted" (the vote);
-    template_step: start from a template noised to this step (None = from noise); cutoffs: coverage cutoffs
+    template_step: start from a template noised to this step (None = from noise); symmetry: "wyckoff" keeps
+    each crystal inside the Wyckoff positions of its template in the asked group ("none" = free); cutoffs: coverage cutoffs
     (structure, composition) for ab initio models (None = CDVAE's for the dataset). Sampling fields left None
     (sampler, space_group, guidance, ...) come from the card's recommended setting (``with_setting``).
     """
@@ -46,6 +48,7 @@ class EvaluationConfig:
     guidance: float | None = None
     template_step: int | None = None
     start: str | None = None
+    symmetry: str | None = None
     seed: int = 0
     batch_size: int = 128
     precision: str = "float32"
@@ -70,7 +73,7 @@ def with_setting(config: EvaluationConfig, card: dict) -> EvaluationConfig:
     setting = resolve_sampling_args(config, card)
     return replace(config, sampler=setting.sampler, steps=setting.steps, guidance=setting.guidance,
                    template_step=setting.template_step, step_lr=setting.step_lr,
-                   space_group=config.space_group or setting.space_group)
+                   space_group=config.space_group or setting.space_group, symmetry=setting.symmetry)
 
 
 def training_config(card: dict, otherwise: str, data: tuple[str, ...] | None = None) -> TrainConfig:
@@ -121,8 +124,13 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
         requested = [g.space_group if g else 0 for g in guesses]
         predicted = {"predicted": sum(g is not None for g in guesses),
                      "correct": sum(r == c.space_group for r, c in zip(requested, crystals) if r)}
-    templates = None
-    if args.template_step is not None:
+    templates = cells = None
+    if args.symmetry == "wyckoff":
+        if args.space_group == "none":
+            raise ValueError("--symmetry wyckoff needs a space group: --space-group csv or predicted")
+        atoms = [tuple(c.atomic_numbers.tolist()) for c in crystals]
+        cells = usable_cells(wyckoff_cells(training_template_library(card), atoms, requested), atoms, requested)
+    elif args.template_step is not None:
         library = training_template_library(card)
         templates = [library.template(c.atomic_numbers.tolist(), requested[i] or None) for i, c in enumerate(crystals)]
     config = SamplingConfig(sampler=args.sampler, steps=args.steps, guidance=args.guidance, step_lr=args.step_lr,
@@ -134,19 +142,13 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
     bar = tqdm(total=len(jobs), desc="sampling", unit="crystal", file=sys.stderr, mininterval=2)
     for offset in range(0, len(jobs), args.batch_size):
         chunk = jobs[offset:offset + args.batch_size]
-        request = SampleRequest(
-            num_atoms=tuple(crystals[i].num_atoms for i, _ in chunk),
-            seeds=tuple(args.seed + j * 100_000 + i for i, j in chunk),
-            atomic_numbers=tuple(tuple(crystals[i].atomic_numbers.tolist()) for i, _ in chunk),
-            space_group=tuple(requested[i] for i, _ in chunk) if args.space_group != "none" else None)
-        if templates is None:
-            trajectory = sample(model, request, config)
-            for b, job in enumerate(chunk):
-                samples[job] = trajectory.structure(frame=trajectory.num_frames - 1, crystal=b)
-        else:
-            placed = sample_from_templates(model, request, config, [templates[i] for i, _ in chunk], args.template_step)
-            for job, result in zip(chunk, placed):
-                samples[job] = result.structure()
+        request = build_request(
+            [args.seed + j * 100_000 + i for i, j in chunk], atoms=[crystals[i].atomic_numbers.tolist() for i, _ in chunk],
+            space_groups=[requested[i] for i, _ in chunk] if args.space_group != "none" else None)
+        starts = Starts(templates=None if templates is None else [templates[i] for i, _ in chunk],
+                        cells=None if cells is None else [cells[i] for i, _ in chunk], template_step=args.template_step)
+        for job, result in zip(chunk, sample_placed(model, request, config, starts)):
+            samples[job] = result.structure()
         bar.update(len(chunk))
     bar.close()
     sampling_seconds = time.time() - start
@@ -161,7 +163,7 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
         "checkpoint": path.stem, "task": "csp", "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
         "sampler": args.sampler, "precision": args.precision, "steps": args.steps or model.num_steps, "space_group": args.space_group,
         "step_lr": resolved_step_lr(model, config),
-        "template_step": args.template_step,
+        "template_step": args.template_step, "symmetry": args.symmetry or "none",
         "guidance": args.guidance, "seed": args.seed, "device": str(device),
         "sampling_seconds": round(sampling_seconds, 1),
         "seconds_per_structure": round(sampling_seconds / max(1, len(jobs)), 4),
@@ -178,6 +180,8 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
                                 "same_space_group": sum(t is not None and c.space_group > 0 and
                                                         t.source.space_group == c.space_group
                                                         for t, c in zip(templates, crystals))}
+    if cells is not None:
+        results["symmetry_cells"] = {"constrained": sum(c is not None for c in cells), "n": len(crystals)}
     if predicted is not None:
         # how often the vote named the crystal's true group: the ceiling on what it can add
         results["space_group_prediction"] = {**predicted, "n": len(crystals),
@@ -224,6 +228,8 @@ def _finish(args: EvaluationConfig, path: Path, results: dict, command: str) -> 
                 key += f"_w{args.guidance:g}"
             if args.template_step is not None:
                 key += f"_template{args.template_step}"
+            if args.symmetry == "wyckoff":
+                key += "_wyckoff"
         if results.get("step_lr") is not None:
             key += f"_lr{results['step_lr']:g}"
         if args.precision != "float32":
@@ -299,8 +305,7 @@ def evaluate_generation(args: EvaluationConfig, model, card: dict, device) -> di
     bar = tqdm(total=len(counts), desc="sampling", unit="crystal", file=sys.stderr, mininterval=2)
     for offset in range(0, len(counts), args.batch_size):
         chunk = counts[offset:offset + args.batch_size]
-        request = SampleRequest(num_atoms=tuple(chunk),
-                                seeds=tuple(args.seed + offset + i for i in range(len(chunk))))
+        request = build_request([args.seed + offset + i for i in range(len(chunk))], num_atoms=chunk)
         trajectory = sample(model, request, sampling)
         structures += [trajectory.structure(frame=trajectory.num_frames - 1, crystal=b) for b in range(len(chunk))]
         bar.update(len(chunk))

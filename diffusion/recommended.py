@@ -23,7 +23,9 @@ class SamplingSetting:
     """How to sample from a composition alone, with the validation figure that recommends it.
 
     space_group: "none" or "predicted" (the training crystals' vote); template_step: None = from noise,
-    else start from the retrieved template noised to this step; step_lr: the pc corrector's (None = the model's).
+    else start from the retrieved template noised to this step; step_lr: the pc corrector's (None = the model's);
+    symmetry: "wyckoff" keeps every frame in the group and Wyckoff positions of the template in that group
+    (its sites only: the positions still come from noise unless template_step is set), "none" = free.
     """
 
     sampler: str = "ddpm"
@@ -32,6 +34,7 @@ class SamplingSetting:
     guidance: float = 0.0
     template_step: int | None = None
     step_lr: float | None = None
+    symmetry: str = "none"
     match_rate: float | None = None
     n: int | None = None
     key: str = ""
@@ -47,6 +50,8 @@ class SamplingSetting:
         if self.space_group == "predicted":
             parts.append("in the space group voted by the most similar training crystals"
                          + (f" (guidance w = {self.guidance:g})" if self.guidance else ""))
+        if self.symmetry == "wyckoff":
+            parts.append("keeping the Wyckoff sites of the nearest known crystal in that group at every step")
         if self.template_step is not None:
             parts.append(f"starting from the nearest known crystal noised to t0 = {self.template_step}")
         else:
@@ -78,7 +83,7 @@ def candidates(card: dict) -> list[SamplingSetting]:
         out.append(SamplingSetting(sampler=row.get("sampler", "ddpm"), steps=row.get("steps"),
                                    space_group=row["space_group"], guidance=float(row.get("guidance") or 0.0),
                                    template_step=row.get("template_step"), step_lr=row.get("step_lr"),
-                                   match_rate=float(rate), n=row.get("n"), key=key))
+                                   symmetry=row.get("symmetry") or "none", match_rate=float(rate), n=row.get("n"), key=key))
     # best match rate first; on a tie the cheaper run (fewer steps)
     return sorted(out, key=lambda s: (-s.match_rate, s.steps or 10**9, s.key))
 
@@ -114,7 +119,8 @@ def resolve_sampling_args(args, card: dict) -> SamplingSetting:
     start = getattr(args, "start", None)
     base = recommended(card, start) or SamplingSetting(template_step=DEFAULT_TEMPLATE_STEP if start == "template"
                                                        else None)
-    given = {name: getattr(args, name) for name in ("sampler", "steps", "guidance", "template_step", "step_lr")
+    given = {name: getattr(args, name) for name in ("sampler", "steps", "guidance", "template_step", "step_lr",
+                                                    "symmetry")
              if getattr(args, name, None) is not None}
     space_group = getattr(args, "space_group", None)
     if space_group is not None:
@@ -123,6 +129,8 @@ def resolve_sampling_args(args, card: dict) -> SamplingSetting:
         given["steps"] = None   # another sampler than recommended runs its own default: every step
     if given.get("space_group") == "none" and not getattr(args, "prop", None):
         given.setdefault("guidance", 0.0)   # nothing to guide toward
+    if given.get("space_group") == "none":
+        given.setdefault("symmetry", "none")   # no group to keep
     if start == "noise":
         given["template_step"] = None
     changed = replace(base, **given)

@@ -5,22 +5,19 @@ the same way when only the composition is known).
 
 Many inorganic crystals share a structure type with a chemical cousin (NaCl and KBr, SrTiO3 and
 BaZrO3), so the substituted cousin is often already the right structure, and the diffusion model can
-start from it, noised to some step t0, instead of from pure noise (``SampleRequest.start``).
+start from it, noised to some step t0, instead of from pure noise (``placement.sample_placed``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
 from .crystal import Crystal
-from .crystal_diffusion import CrystalDiffusion
-from .sampling import SampleRequest, SamplingConfig, sample
 from .space_group_prediction import (NO_PROTOTYPE_MATCH, Neighbour, PrototypeIndex, cell_composition,
                                      paired_elements, prototype)
-from .trajectory import Trajectory
 
 # the CLI and the app say this when a composition has no template
 NO_TEMPLATE = f"{NO_PROTOTYPE_MATCH}, so there is no template"
@@ -124,54 +121,3 @@ class TemplateLibrary:
         nearest = ranked[0]
         crystal, pairs = substitute_elements(self._by_id[nearest.material_id], numbers, self.atomic_volumes)
         return Template(crystal, nearest, pairs, missing)
-
-
-@dataclass(frozen=True)
-class PlacedSample:
-    """One crystal's result from ``sample_from_templates``: row ``index`` of a trajectory, or the
-    template itself when t0 = 0 (no diffusion at all)."""
-
-    trajectory: Trajectory | None
-    index: int
-    template: Crystal | None
-
-    def structure(self):
-        if self.trajectory is None:
-            return self.template.to_structure()
-        return self.trajectory.structure(frame=self.trajectory.num_frames - 1, crystal=self.index)
-
-    def extxyz(self) -> str | None:
-        return None if self.trajectory is None else self.trajectory.to_extxyz(self.index)
-
-
-def sample_from_templates(model: CrystalDiffusion, request: SampleRequest, config: SamplingConfig,
-                          templates: Sequence[Template | None], start_step: int) -> list[PlacedSample]:
-    """Sample every crystal of a CSP request from its template noised to ``start_step`` (0 = take the
-    template as it is); crystals without a template start from noise at T. Results in request order."""
-    if len(templates) != len(request.num_atoms):
-        raise ValueError("give one template (or None) per crystal")
-    if not 0 <= start_step <= model.num_steps:
-        raise ValueError(f"the template step must be between 0 and the model's T = {model.num_steps}, got {start_step}")
-    results: list[PlacedSample | None] = [None] * len(templates)
-    seeded = [i for i, t in enumerate(templates) if t is not None]
-    plain = [i for i, t in enumerate(templates) if t is None]
-
-    def subset(indices: list[int], **changes) -> SampleRequest:
-        picked = {name: None if getattr(request, name) is None else tuple(getattr(request, name)[i] for i in indices)
-                  for name in ("num_atoms", "seeds", "atomic_numbers", "prop", "space_group")}
-        return replace(request, **{**picked, **changes})
-
-    if seeded and start_step == 0:
-        for i in seeded:
-            results[i] = PlacedSample(None, 0, templates[i].crystal)
-    elif seeded:
-        starts = tuple(templates[i].crystal for i in seeded)
-        trajectory = sample(model, subset(seeded, atomic_numbers=tuple(tuple(c.atomic_numbers.tolist()) for c in starts),
-                                          start=starts, start_step=start_step), config)
-        for row, i in enumerate(seeded):
-            results[i] = PlacedSample(trajectory, row, templates[i].crystal)
-    if plain:
-        trajectory = sample(model, subset(plain), config)
-        for row, i in enumerate(plain):
-            results[i] = PlacedSample(trajectory, row, None)
-    return results

@@ -111,10 +111,10 @@ def test_ab_initio_models_cannot_start_from_a_structure(tiny_gen):
         sample(tiny_gen, SampleRequest((2,), (0,), None, start=(start,), start_step=5), SamplingConfig(steps=3))
 
 
-def test_sample_from_templates_keeps_request_order_and_falls_back_to_noise(tiny_csp, checkpoint_dir):
+def test_sample_placed_from_templates_keeps_request_order_and_falls_back_to_noise(tiny_csp, checkpoint_dir):
     from diffusion.evaluation import training_template_library
     from diffusion.checkpoints import load_card
-    from diffusion.templates import sample_from_templates
+    from diffusion.placement import Starts, sample_placed
 
     library = training_template_library(load_card(checkpoint_dir / "tiny_csp.pt"))
     with_one, without = (38, 22, 8, 8, 8), (38, 22, 8, 8)     # SrTiO3 has perovskite cousins; SrTiO2 none
@@ -122,15 +122,15 @@ def test_sample_from_templates_keeps_request_order_and_falls_back_to_noise(tiny_
     request = SampleRequest((4, 5), (1, 2), (without, with_one))
     config = SamplingConfig(sampler="ddim", steps=10, record="final")
     templates = [library.template(a) for a in request.atomic_numbers]
-    as_is = sample_from_templates(tiny_csp, request, config, templates, 0)
+    as_is = sample_placed(tiny_csp, request, config, Starts(templates=templates, template_step=0))
     assert as_is[1].trajectory is None and as_is[1].structure() == templates[1].crystal.to_structure()
     assert as_is[0].trajectory is not None and as_is[0].extxyz() is not None
     assert sorted(z.Z for z in as_is[0].structure().species) == sorted(without)
-    noised = sample_from_templates(tiny_csp, request, config, templates, 5)
+    noised = sample_placed(tiny_csp, request, config, Starts(templates=templates, template_step=5))
     assert noised[1].trajectory.timesteps[0].item() == 0         # record="final": only the sample
     assert sorted(z.Z for z in noised[1].structure().species) == sorted(with_one)
     with pytest.raises(ValueError, match="template step"):
-        sample_from_templates(tiny_csp, request, config, templates, tiny_csp.num_steps + 1)
+        sample_placed(tiny_csp, request, config, Starts(templates=templates, template_step=tiny_csp.num_steps + 1))
 
 
 def test_cli_sample_and_evaluate_from_templates(checkpoint_dir, perov_rows, tmp_path):
