@@ -78,7 +78,9 @@ def _predicted_space_groups(args, atoms) -> list[int]:
     if len(guesses) == 1:
         guess = next(iter(guesses.values()))
         if guess is None:
-            raise ValueError(f"{NO_PROTOTYPE_MATCH}: give a space-group number or leave --space-group out")
+            _unless_default(args, "space_group", NO_PROTOTYPE_MATCH,
+                            "give a space-group number or leave --space-group out", "sampling without a space group")
+            return [0] * len(atoms)
         near = ", ".join(str(n) for n in guess.neighbours[:3])
         print(f"space group {guess.space_group} predicted ({guess.confidence:.0%} of the vote; nearest training "
               f"crystals {near})", file=sys.stderr)
@@ -110,7 +112,8 @@ def _templates(args, model, atoms, groups) -> list:
     if len(found) == 1:
         template = next(iter(found.values()))
         if template is None:
-            raise ValueError(f"{NO_TEMPLATE}: leave --template-step out")
+            _unless_default(args, "template_step", NO_TEMPLATE, "leave --template-step out", "starting from noise")
+            return [None] * len(keys)
         print(f"template: {template.describe()}, noised to step {args.template_step}", file=sys.stderr)
     else:
         missing = sum(t is None for t in found.values())
@@ -129,7 +132,9 @@ def _symmetric_cells(args, model, atoms, groups) -> list:
     if model.process.task != "csp" or any(a is None for a in atoms):
         raise ValueError("--symmetry wyckoff needs compositions (a structure-prediction model)")
     if groups is None:
-        raise ValueError("--symmetry wyckoff needs a space group: --space-group N, predicted or csv")
+        _unless_default(args, "symmetry", "--symmetry wyckoff needs a space group",
+                        "give --space-group N, predicted or csv", "sampling without the Wyckoff constraint")
+        return [None] * len(atoms)
     try:
         library = training_template_library(load_card(resolve(args.checkpoint)))
     except (OSError, ValueError) as error:
@@ -137,12 +142,17 @@ def _symmetric_cells(args, model, atoms, groups) -> list:
     found = wyckoff_cells(library, atoms, groups)
     if len(found) == 1:
         (numbers, group), (template, cell) = next(iter(found.items()))
+        free = "sampling without the Wyckoff constraint"
         if not group:
-            raise ValueError("--symmetry wyckoff needs a space group; none was predicted for this composition")
-        if template is None:
-            raise ValueError(f"{NO_TEMPLATE} in space group {group}: leave --symmetry out")
-        if isinstance(cell, ValueError):
-            raise ValueError(f"no Wyckoff template: {cell}; leave --symmetry out or choose another --space-group")
+            _unless_default(args, "symmetry", "--symmetry wyckoff needs a space group",
+                            "none was predicted for this composition; give one with --space-group", free)
+        elif template is None:
+            _unless_default(args, "symmetry", f"{NO_TEMPLATE} in space group {group}", "leave --symmetry out", free)
+        elif isinstance(cell, ValueError):
+            _unless_default(args, "symmetry", f"no Wyckoff template: {cell}",
+                            "leave --symmetry out or choose another --space-group", free)
+        if not group or template is None or isinstance(cell, ValueError):
+            return [None] * len(atoms)
         print(f"symmetry: {cell.describe()}; from {template.describe()}", file=sys.stderr)
         if cell.constraint.num_atoms != len(numbers):
             print(f"the template's primitive cell has {cell.constraint.num_atoms} atoms, not {len(numbers)}: "
@@ -194,10 +204,22 @@ def with_setting(args, model) -> argparse.Namespace:
     if card.get("recommended") and setting.key:
         print(f"setting: the card's recommendation: {setting.describe()}", file=sys.stderr)
     space_group = args.space_group if args.space_group is not None else setting.space_group
+    # the retrieval steps the user did not ask for: when a composition has nothing to retrieve, sampling goes
+    # on without them (with a note) instead of failing on a default (``_unless_default``)
+    defaulted = {name for name in ("space_group", "template_step", "symmetry") if getattr(args, name, None) is None}
     return argparse.Namespace(**{**vars(args), "sampler": setting.sampler, "steps": setting.steps,
                                  "guidance": setting.guidance, "template_step": setting.template_step,
                                  "step_lr": setting.step_lr, "space_group": space_group,
-                                 "symmetry": setting.symmetry})
+                                 "symmetry": setting.symmetry, "defaulted": defaulted})
+
+
+def _unless_default(args, flag: str, why: str, fix: str, instead: str) -> None:
+    """ValueError "why: fix" when the user asked for ``flag``; when it only came with the card's default,
+    say "why; instead" and return (the caller then samples without it)."""
+    if flag in getattr(args, "defaulted", ()):
+        print(f"note: {why}; {instead}", file=sys.stderr)
+        return
+    raise ValueError(f"{why}: {fix}")
 
 
 def run_sample(args, command: str) -> int:
@@ -254,8 +276,9 @@ def run_sample(args, command: str) -> int:
     if not names:
         raise ValueError("nothing to sample")
     symmetric = _symmetric_cells(args, model, atoms, groups) if getattr(args, "symmetry", "none") == "wyckoff" else None
-    templates = (_templates(args, model, atoms, groups) if args.template_step is not None and symmetric is None
-                 else None)
+    # crystals without a Wyckoff cell still start from their template when one is asked for
+    templates = (_templates(args, model, atoms, groups) if args.template_step is not None
+                 and (symmetric is None or None in symmetric) else None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bar = _progress_bar(len(names), "sampling")

@@ -56,6 +56,35 @@ def test_start_and_flags():
     assert resolve_sampling_args(args(), {}).sampler == "ddpm", "no recommendation: the built-in defaults"
 
 
+def test_a_wyckoff_row_competes_and_carries_its_symmetry():
+    wyckoff = {**_row("pc", 100, "predicted", 0.70, guidance=2.0), "symmetry": "wyckoff"}
+    card = {**CARD, "metrics": {**CARD["metrics"], "pc_wyckoff": wyckoff}}
+    card["recommended"] = choose(card)
+    best = recommended(card)
+    assert best.key == "pc_wyckoff" and best.symmetry == "wyckoff" and best.start == "noise"
+    assert "Wyckoff" in best.describe()
+    assert recommended(card, "noise").symmetry == "wyckoff", "Wyckoff sites from noise count as noise"
+    base = dict(start=None, sampler=None, steps=None, guidance=None, template_step=None, step_lr=None,
+                space_group=None, symmetry=None)
+    assert resolve_sampling_args(argparse.Namespace(**{**base, "space_group": "none"}), card).symmetry == "none", \
+        "no group, nothing to keep"
+    assert resolve_sampling_args(argparse.Namespace(**{**base, "symmetry": "none"}), card).symmetry == "none"
+
+
+def test_a_default_that_retrieves_nothing_falls_back_but_an_asked_flag_fails(tmp_path, capsys):
+    from diffusion.cli import main
+
+    shipped = str(ROOT / "checkpoints" / "mp_20.pt")
+    assert recommended(json.loads((ROOT / "checkpoints" / "mp_20.json").read_text())).space_group == "predicted"
+    odd = "Li1Be1B1C1N1"            # no training crystal has this prototype: nothing to vote on or copy
+    assert main(["sample", "--checkpoint", shipped, "--composition", odd, "--out", str(tmp_path / "o")]) == 0
+    assert "sampling without a space group" in capsys.readouterr().err
+    assert (tmp_path / "o" / "sample_000.cif").is_file()
+    code = main(["sample", "--checkpoint", shipped, "--composition", odd, "--space-group", "predicted",
+                 "--out", str(tmp_path / "p")])
+    assert code != 0 and "give a space-group number" in capsys.readouterr().err
+
+
 def test_shipped_recommendations_are_the_best_measured_rows():
     for name in ("mp_20", "perov_5", "perov_5_small"):
         card = json.loads((ROOT / "checkpoints" / f"{name}.json").read_text())
