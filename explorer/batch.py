@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,7 @@ import streamlit as st
 
 from diffusion.api import DatasetError, FormulaError, load_csv, resolve_data_file
 
+from .batch_setting import recommended_switch
 from .figures import distribution_figure
 from .compositions import check_formula
 from .metrics_view import BatchMetrics, batch_metrics
@@ -132,19 +133,28 @@ def controls(models: list[ModelEntry]):
                                                         numbers if info.task == "csp" and problem is None else None,
                                                         "e.g. 225 or Fm-3m")
             problem = problem or sg_problem
+        chosen = (recommended_switch(entry, numbers, space_group, info.num_steps)
+                  if info.task == "csp" and problem is None else None)
     with middle:
         count = int(st.number_input(f"Number of samples (1 to {MAX_BATCH})", min_value=1, max_value=MAX_BATCH,
                                     value=16, step=1, key="batch.n"))
         seed = int(st.number_input("First seed (sample i uses seed + i)", min_value=0, max_value=2**31 - 1 - MAX_BATCH,
                                    value=0, step=1, key="batch.seed"))
     with right:
-        sampler = st.selectbox("Sampler", list(SAMPLER_LABELS), key="batch.sampler", format_func=SAMPLER_LABELS.get)
+        if chosen is not None:   # the switch decides; the widgets show what it runs
+            ss["batch.sampler"], ss["batch.steps"] = chosen.sampler, chosen.steps
+        sampler = st.selectbox("Sampler", list(SAMPLER_LABELS), key="batch.sampler", format_func=SAMPLER_LABELS.get,
+                               disabled=chosen is not None)
         steps = int(st.number_input(f"Network evaluations (1 to {info.num_steps})", min_value=1, max_value=info.num_steps,
-                                    value=min(DEFAULT_STEPS["ddim"], info.num_steps), step=10, key="batch.steps"))
+                                    value=min(DEFAULT_STEPS["ddim"], info.num_steps), step=10, key="batch.steps",
+                                    disabled=chosen is not None))
         precision = st.selectbox("Network precision", list(PRECISION_LABELS), key="batch.precision",
                                  format_func=PRECISION_LABELS.get, help=precision_help())
     settings = GenerateSettings(model=entry.name, composition=composition.strip(), num_atoms=num_atoms,
                                 space_group=space_group, sampler=sampler, steps=steps, seed=seed, precision=precision)
+    if chosen is not None:
+        settings = replace(settings, space_group=chosen.space_group, guidance=chosen.guidance,
+                           template_step=chosen.template_step, symmetry=chosen.symmetry)
     return entry, info, settings, count, problem
 
 

@@ -95,7 +95,7 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         else:
             st.number_input("Number of atoms", min_value=1, max_value=info.max_atoms, step=1, key="gen.num_atoms",
                             help="Ab initio generation: the model chooses the elements as well as the structure.")
-        space_group = None
+        space_group, keep_symmetry = None, False
         if info.use_space_group:
             space_group, problem = space_group_field(entry, "gen", "gen.sg_text", "gen.composition",
                                                      numbers if info.task == "csp" and not problems else None,
@@ -103,7 +103,7 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
             if problem:
                 problems.append(problem)
             if info.task == "csp":
-                symmetry_box(entry, numbers if not problems else None, space_group)
+                keep_symmetry = symmetry_box(entry, numbers if not problems else None, space_group)
     with middle:
         prop = None
         if info.use_property:
@@ -150,25 +150,27 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         guidance=float(ss.get("gen.guidance", 0.0)) if (space_group is not None or prop is not None) else 0.0,
         sampler=ss["gen.sampler"], steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]), template_step=template_step,
         precision=ss.get("gen.precision", DEFAULT_PRECISION),
-        symmetry=bool(ss.get("gen.symmetry")) and space_group is not None and info.task == "csp")
+        symmetry=keep_symmetry)
     return entry, info, settings, (problems[0] if problems else None)
 
 
-def symmetry_box(entry: ModelEntry, numbers: list[int] | None, space_group: int | None) -> None:
-    """'Keep the symmetry at every step': Wyckoff orbits from the nearest training crystal in the asked group."""
+def symmetry_box(entry: ModelEntry, numbers: list[int] | None, space_group: int | None) -> bool:
+    """'Keep the symmetry at every step': Wyckoff orbits from the nearest training crystal in the asked group.
+    True when it is ticked and such orbits exist (otherwise the page says why and samples without them)."""
     st.checkbox("Keep the symmetry at every step (Wyckoff orbits)", key="gen.symmetry", disabled=space_group is None,
                 help="Every step is projected into the asked space group: the cell into its crystal system's shape, "
                      "and each Wyckoff orbit's atoms placed from one representative by the group's operations "
                      "(DiffCSP++ idea). The orbits come from the chemically nearest training crystal in that group.")
     if not ss.get("gen.symmetry") or space_group is None or numbers is None:
-        return
+        return False
     template, _ = find_template(entry, numbers, space_group)
     try:
         cell = constraint_from_template(template, space_group)
     except ValueError as exc:
-        st.warning(f"Cannot keep the symmetry: {exc}.", icon=":material/warning:")
-        return
+        st.warning(f"Cannot keep the symmetry: {exc}. Generating without it.", icon=":material/warning:")
+        return False
     st.caption(f"Wyckoff orbits from {template.describe()}: {cell.describe()}.")
+    return True
 
 
 def _template_controls(entry: ModelEntry, info: ModelInfo, numbers: list[int] | None,

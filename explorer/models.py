@@ -116,13 +116,14 @@ def get_model(entry: ModelEntry):
     return _load(entry.path, entry.version, str(app_device()))
 
 
-def _constrained(model, library, settings: GenerateSettings, record: str, progress):
+def _constrained(model, library, settings: GenerateSettings, num_samples: int, record: str, progress):
     """Sample in the asked space group with its Wyckoff orbits kept at every step (``diffusion.wyckoff``)."""
     if settings.space_group is None:
         raise ValueError("keeping the symmetry needs a space group: type one or press Suggest")
     template = library.template(check_composition(model, settings.composition), settings.space_group)
     cell = constraint_from_template(template, settings.space_group)
-    request = symmetric_request([cell], [settings.seed], start_step=settings.template_step)
+    request = symmetric_request([cell] * num_samples, [settings.seed + i for i in range(num_samples)],
+                                start_step=settings.template_step)
     config = SamplingConfig(sampler=settings.sampler, steps=settings.steps, guidance=settings.guidance,
                             record=record, precision=settings.precision)
     return sample(model, request, config, progress)
@@ -146,7 +147,7 @@ def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_s
     try:
         kwargs = settings.generate_kwargs(model.process.task)
         if settings.symmetry and model.process.task == "csp":
-            return _constrained(model, _template_library(path, version), settings, record, progress)
+            return _constrained(model, _template_library(path, version), settings, num_samples, record, progress)
         if settings.template_step is not None and model.process.task == "csp":
             template = _template_library(path, version).template(check_composition(model, settings.composition),
                                                                  settings.space_group)

@@ -2,7 +2,7 @@
 split) on the Generate page: applied on a first visit, said in one sentence, one click to apply again.
 
 Session state: writes the Generate widgets (gen.sampler, gen.steps, gen.guidance, gen.start,
-gen.template_step, gen.sg_text) and ``gen.sg_hint`` when the setting votes a space group.
+gen.template_step, gen.sg_text, gen.symmetry) and ``gen.sg_hint`` when the setting votes a space group.
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def apply_recommended(entry: ModelEntry, atomic_numbers: list[int] | None, num_s
     ss["gen.steps"] = min(int(setting.steps or num_steps), num_steps)
     ss["gen.guidance"] = float(setting.guidance)
     ss["gen.start"] = setting.start
+    ss["gen.symmetry"] = setting.symmetry == "wyckoff"
     if setting.template_step is not None:
         ss["gen.template_step"] = int(setting.template_step)
     ss["gen.sg_text"] = ""
@@ -53,4 +54,5 @@ def recommended_line(entry: ModelEntry, atomic_numbers: list[int] | None, num_st
                  f"{setting.describe()}.")
     button.button("Use it", key="gen.use_recommended", icon=":material/recommend:", width="stretch",
                   on_click=apply_recommended, args=(entry, atomic_numbers, num_steps),
-                  help="Sets the sampler, steps, guidance, start and (voted) space group to the recommendation.")
+                  help="Sets the sampler, steps, guidance, start, (voted) space group and symmetry to the "
+                       "recommendation.")

@@ -121,6 +121,7 @@ def test_generate_page_starts_from_the_shipped_recommendation(monkeypatch):
     state = at.session_state
     assert state["gen.model"] == "mp_20" and state["gen.composition"] == "SrTiO3"
     assert (state["gen.sampler"], state["gen.steps"], state["gen.start"]) == (best.sampler, best.steps, best.start)
+    assert bool(state["gen.symmetry"]) == (best.symmetry == "wyckoff")
     assert state["gen.sg_text"].isdigit(), "the training crystals' vote fills the group"
     assert any("Recommended for `mp_20`" in c.value for c in at.caption)
     assert any("retrieved, not predicted" in i.value for i in at.info), "the vote is shown as retrieval"
@@ -142,3 +143,29 @@ def test_card_notes_survive_continued_training(perov_rows, tmp_path):
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["steps"] == 3 and card["about_data"] == "a note for people" and card["recommended"]
     assert "a note for people" in out.with_suffix(".md").read_text()
+
+
+def test_batch_page_starts_from_the_recommendation_and_can_leave_it(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.delenv("CRYSTAL_DIFFUSION_CHECKPOINTS", raising=False)
+    best = recommended(json.loads((ROOT / "checkpoints" / "mp_20.json").read_text()))
+    at = AppTest.from_file(str(ROOT / "pages" / "4_Batch_and_metrics.py"), default_timeout=300).run()
+    assert not at.exception
+    assert at.session_state["batch.model"] == "mp_20" and at.session_state["batch.composition"] == "NaCl"
+    assert at.toggle(key="batch.use_recommended").value
+    assert any("Recommended for `mp_20`" in c.value for c in at.caption)
+    assert any("retrieved, not predicted" in c.value for c in at.caption), "the vote is named as retrieval"
+    assert at.selectbox(key="batch.sampler").value == best.sampler and at.selectbox(key="batch.sampler").disabled
+    at.number_input(key="batch.n").set_value(2)
+    at.button(key="batch.go").click().run()
+    assert not at.exception and not at.error
+    settings = at.session_state["batch.result"].settings
+    assert settings.space_group == 225, "NaCl's training crystals vote rock salt"
+    assert (settings.sampler, settings.steps, settings.template_step) == (best.sampler, best.steps, best.template_step)
+    assert settings.symmetry == (best.symmetry == "wyckoff") and settings.guidance == best.guidance
+    at.toggle(key="batch.use_recommended").set_value(False).run()
+    assert not at.selectbox(key="batch.sampler").disabled
+    at.button(key="batch.go").click().run()
+    settings = at.session_state["batch.result"].settings
+    assert settings.template_step is None and settings.space_group is None and not settings.symmetry
