@@ -142,7 +142,7 @@ def controls(models: list[ModelEntry]):
                                    value=0, step=1, key="batch.seed"))
     with right:
         if chosen is not None:   # the switch decides; the widgets show what it runs
-            ss["batch.sampler"], ss["batch.steps"] = chosen.sampler, chosen.steps
+            ss["batch.sampler"], ss["batch.steps"] = chosen["sampler"], chosen["steps"]
         sampler = st.selectbox("Sampler", list(SAMPLER_LABELS), key="batch.sampler", format_func=SAMPLER_LABELS.get,
                                disabled=chosen is not None)
         steps = int(st.number_input(f"Network evaluations (1 to {info.num_steps})", min_value=1, max_value=info.num_steps,
@@ -153,8 +153,7 @@ def controls(models: list[ModelEntry]):
     settings = GenerateSettings(model=entry.name, composition=composition.strip(), num_atoms=num_atoms,
                                 space_group=space_group, sampler=sampler, steps=steps, seed=seed, precision=precision)
     if chosen is not None:
-        settings = replace(settings, space_group=chosen.space_group, guidance=chosen.guidance,
-                           template_step=chosen.template_step, symmetry=chosen.symmetry)
+        settings = replace(settings, **chosen)
     return entry, info, settings, count, problem
 
 

@@ -5,8 +5,6 @@ Session state: ``batch.use_recommended`` (the switch).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import streamlit as st
 
 from diffusion.api import constraint_from_template, recommended
@@ -17,21 +15,11 @@ from .numbers import space_group_label
 ss = st.session_state
 
 
-@dataclass(frozen=True)
-class BatchSetting:
-    """What a batch runs with when the switch is on (None fields: the page's own widgets decide)."""
-
-    sampler: str
-    steps: int
-    guidance: float
-    space_group: int | None
-    template_step: int | None
-    symmetry: bool
-
-
 def recommended_switch(entry: ModelEntry, numbers: list[int] | None, typed_group: int | None,
-                       num_steps: int) -> BatchSetting | None:
-    """Draw the switch and, when it is on, say what the setting retrieves; None when off or the card has none."""
+                       num_steps: int) -> dict | None:
+    """Draw the switch and, when it is on, say what the setting retrieves; returns the ``GenerateSettings``
+    fields it sets (sampler, steps, guidance, space_group, template_step, symmetry), None when off or the card
+    has no recommendation."""
     setting = recommended(entry.card)
     if setting is None or numbers is None:
         return None
@@ -70,6 +58,6 @@ def recommended_switch(entry: ModelEntry, numbers: list[int] | None, typed_group
             notes.append(f"template: {template.describe()}")
     for note in notes:
         st.caption(note[0].upper() + note[1:] + ".")
-    return BatchSetting(sampler=setting.sampler, steps=min(int(setting.steps or num_steps), num_steps),
-                        guidance=float(setting.guidance) if group is not None else 0.0, space_group=group,
-                        template_step=template_step, symmetry=symmetry)
+    return dict(sampler=setting.sampler, steps=min(int(setting.steps or num_steps), num_steps),
+                guidance=float(setting.guidance) if group is not None else 0.0, space_group=group,
+                template_step=template_step, symmetry=symmetry)

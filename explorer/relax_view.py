@@ -141,19 +141,37 @@ def _diffusion_energies(trajectory, potential: Potential) -> tuple[tuple[int, fl
     return tuple((steps[indices[i]], e) for i, e in pairs)
 
 
-def _relax_generated(result, max_steps: int, stop_slot) -> None:
-    """Relax the result's final structure with a progress bar and a Stop button; the outcome goes into a job."""
+_JOB_KEYS = {"generated": ("relax.error", "relax.job", "relax.stop"),
+             "batch": ("relax.batch_error", "relax.batch_job", "relax.batch_stop")}
+
+
+def _begin(kind: str, target, stop_slot, stop_help: str):
+    """Load CHGNet, register the job, draw Stop and a progress bar: (potential, job, bar, interrupt), or None
+    (with the reason kept for the page) when CHGNet is unavailable."""
+    error_key, job_key, stop_key = _JOB_KEYS[kind]
     try:
         potential = get_potential()
     except PotentialUnavailable as exc:
-        ss["relax.error"] = _unavailable_text(exc)
+        ss[error_key] = _unavailable_text(exc)
+        return None
+    job = _Job(target)
+    ss[job_key] = job
+    stop_slot.button("Stop", icon=":material/stop_circle:", key=stop_key, width="stretch", help=stop_help)
+    return potential, job, st.progress(0.0, text="Relaxing with CHGNet..."), _Interrupt()
+
+
+def _end(interrupt: "_Interrupt", bar, stop_slot) -> None:
+    interrupt.reraise()
+    bar.empty()
+    stop_slot.empty()
+
+
+def _relax_generated(result, max_steps: int, stop_slot) -> None:
+    """Relax the result's final structure with a progress bar and a Stop button; the outcome goes into a job."""
+    started = _begin("generated", result.id, stop_slot, "Stop the optimizer and keep the structure reached so far.")
+    if started is None:
         return
-    job = _Job(result.id)
-    ss["relax.job"] = job
-    stop_slot.button("Stop", icon=":material/stop_circle:", key="relax.stop", width="stretch",
-                     help="Stop the optimizer and keep the structure reached so far.")
-    bar = st.progress(0.0, text="Relaxing with CHGNet...")
-    interrupt = _Interrupt()
+    potential, job, bar, interrupt = started
 
     def progress(step: int, cap: int) -> bool | None:
         return interrupt.update(lambda: bar.progress(min(1.0, step / cap),
@@ -168,9 +186,7 @@ def _relax_generated(result, max_steps: int, stop_slot) -> None:
         job.error = f"Relaxation failed: {exc}"
     finally:
         job.done.set()
-    interrupt.reraise()
-    bar.empty()
-    stop_slot.empty()
+    _end(interrupt, bar, stop_slot)
 
 
 def _store_generated(job: _Job) -> None:
@@ -264,12 +280,9 @@ def relax_generated(result) -> None:
                 "DFT relaxations, predicts energy, forces and stress. Relaxing moves the atoms and the cell downhill "
                 "(FIRE optimizer) to the nearest minimum: a good sample barely moves and keeps its symmetry. "
                 "CHGNet is a fast stand-in for DFT, not a replacement.")
-    cap_col, go_col, stop_col, _ = st.columns([1.2, 1, 0.7, 1.6], vertical_alignment="bottom")
-    ss.setdefault("relax.max_steps", DEFAULT_MAX_STEPS)
-    max_steps = int(cap_col.number_input(f"Optimizer step cap (1 to {HARD_MAX_STEPS})", min_value=1,
-                                         max_value=HARD_MAX_STEPS, step=10, key="relax.max_steps",
-                                         help="The run stops at this many steps even if forces are not yet "
-                                              "below 0.05 eV/Å."))
+    max_steps, go_col, stop_col = _step_cap_row("Optimizer step cap", "relax.max_steps",
+                                                "The run stops at this many steps even if forces are not yet "
+                                                "below 0.05 eV/Å.")
     _collect("relax.job", _store_generated)  # one stopped by the click that started this run
     if go_col.button("Relax with CHGNet", icon=":material/compress:", key="relax.go", width="stretch"):
         _relax_generated(result, max_steps, stop_col.empty())
@@ -284,17 +297,10 @@ def relax_generated(result) -> None:
 # ---------------------------------------------------------------- Batch: the stability proxy
 
 def _relax_batch(batch, max_steps: int, stop_slot) -> None:
-    try:
-        potential = get_potential()
-    except PotentialUnavailable as exc:
-        ss["relax.batch_error"] = _unavailable_text(exc)
+    started = _begin("batch", batch, stop_slot, "Stop and keep the samples relaxed so far.")
+    if started is None:
         return
-    job = _Job(batch)
-    ss["relax.batch_job"] = job
-    stop_slot.button("Stop", icon=":material/stop_circle:", key="relax.batch_stop", width="stretch",
-                     help="Stop and keep the samples relaxed so far.")
-    bar = st.progress(0.0, text="Relaxing with CHGNet...")
-    interrupt = _Interrupt()
+    potential, job, bar, interrupt = started
     clock = BatchClock()
 
     def progress(i: int, total: int, step: int, cap: int) -> bool | None:
@@ -309,9 +315,7 @@ def _relax_batch(batch, max_steps: int, stop_slot) -> None:
         job.error = f"Relaxation failed: {exc}"
     finally:
         job.done.set()
-    interrupt.reraise()
-    bar.empty()
-    stop_slot.empty()
+    _end(interrupt, bar, stop_slot)
 
 
 def _store_batch(job: _Job) -> None:
@@ -362,6 +366,15 @@ def show_stability(stability: StabilityResult) -> None:
     st.dataframe(stability_table(stability), hide_index=True, width="stretch", key="relax.batch_table")
 
 
+def _step_cap_row(label: str, key: str, help_text: str | None):
+    """The optimizer's step cap, with room for Go and Stop beside it: (cap, go column, stop column)."""
+    cap_col, go_col, stop_col, _ = st.columns([1.2, 1, 0.7, 1.6], vertical_alignment="bottom")
+    ss.setdefault(key, DEFAULT_MAX_STEPS)
+    cap = int(cap_col.number_input(f"{label} (1 to {HARD_MAX_STEPS})", min_value=1, max_value=HARD_MAX_STEPS,
+                                   step=10, key=key, help=help_text))
+    return cap, go_col, stop_col
+
+
 def stability_section(batch) -> None:
     """The Batch page's section: relax up to ``MAX_BATCH_RELAX`` samples and report the stability proxy."""
     if batch is None:
@@ -372,10 +385,7 @@ def stability_section(batch) -> None:
                 "universal potential and count how many still match their generated structure. A sample that "
                 "falls apart or changes symmetry was not at a minimum; MatterGen reports the same RMSD to the "
                 "relaxed structure (with DFT).")
-    cap_col, go_col, stop_col, _ = st.columns([1.2, 1, 0.7, 1.6], vertical_alignment="bottom")
-    ss.setdefault("relax.batch_steps", DEFAULT_MAX_STEPS)
-    max_steps = int(cap_col.number_input(f"Step cap per sample (1 to {HARD_MAX_STEPS})", min_value=1,
-                                         max_value=HARD_MAX_STEPS, step=10, key="relax.batch_steps"))
+    max_steps, go_col, stop_col = _step_cap_row("Step cap per sample", "relax.batch_steps", None)
     if go_col.button("Relax all", icon=":material/compress:", key="relax.batch_go", width="stretch",
                      help=f"At most {MAX_BATCH_RELAX} samples, one after another."):
         _relax_batch(batch, max_steps, stop_col.empty())

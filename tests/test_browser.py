@@ -11,71 +11,26 @@ import io
 import json
 import os
 import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_requirements, settle, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--enable-unsafe-swiftshader"]
 LATENCY_MOVES = 6
 
 pytestmark = pytest.mark.browser
 
 
-def _requirements() -> None:
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"{CHROMIUM} is missing (make browser-deps installs it)")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not (ROOT / "static" / "3Dmol-min.js").is_file():
-        pytest.skip("static/3Dmol-min.js is missing (make static/3Dmol-min.js installs it)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(checkpoint_dir, tmp_path_factory):
-    _requirements()
-    port = _free_port()
+    browser_requirements()
     env = {**os.environ, "CRYSTAL_DIFFUSION_CHECKPOINTS": str(checkpoint_dir)}
-    log = open(tmp_path_factory.mktemp("streamlit") / "server.log", "w+")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.time() > deadline:
-            log.seek(0)
-            server.kill()
-            pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
-        time.sleep(0.3)
-    yield url
-    server.terminate()
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    with streamlit_server(env, tmp_path_factory.mktemp("streamlit") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +49,7 @@ def browser(app_url):
 
 
 def _settle(page, timeout_s: float = 120) -> None:
-    """Wait until Streamlit has finished running the script (nothing stale, no progress bar)."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
-    page.wait_for_timeout(400)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-stale=\"true\"]') && !document.querySelector('[data-testid=\"stProgress\"]')"
-        " && !document.querySelector('[data-testid=\"stSpinner\"]')", timeout=timeout_s * 1000)
-    page.wait_for_timeout(300)
+    settle(page, timeout_s)
 
 
 def _plots_drawn(page) -> None:

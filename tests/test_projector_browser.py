@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port  # one launch recipe for both browser suites
-from test_browser import _requirements as browser_requirements
+from browser_support import CHROMIUM, CHROMIUM_ARGS, browser_requirements, settle, streamlit_server
 
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH = 1280
@@ -37,35 +33,10 @@ def _requirements() -> None:
 def server(tmp_path_factory):
     """The app with the shipped checkpoints; yields (url, path of its log)."""
     _requirements()
-    port = _free_port()
     env = {**{k: v for k, v in os.environ.items() if k != "CRYSTAL_DIFFUSION_CHECKPOINTS"}, "CRYSTAL_DIFFUSION_WARM_UP": "1"}
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    log = open(log_path, "w+")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-         "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            log.seek(0)
-            process.kill()
-            pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
-        time.sleep(0.3)
-    yield url, log_path
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with streamlit_server(env, log_path) as url:
+        yield url, log_path
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +57,7 @@ def _page(browser, zoom: float = 1.0, height: int = 1600):
 
 
 def _settle(page, timeout_s: float = 180) -> None:
-    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
-    page.wait_for_timeout(400)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-stale=\"true\"]') && !document.querySelector('[data-testid=\"stProgress\"]')"
-        " && !document.querySelector('[data-testid=\"stSpinner\"]')", timeout=timeout_s * 1000)
-    page.wait_for_timeout(300)
+    settle(page, timeout_s)
 
 
 OVERFLOW = """() => Array.from(document.querySelectorAll('[class*="st-key-eqpanel"]')).flatMap(panel =>
