@@ -15,6 +15,7 @@ from .device import resolve_device
 from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, score_generation
 from .formula_units import FormulaUnitsAdvisor
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
+from .polymorph_metrics import polymorph_metrics
 from .recommended import resolve_sampling_args
 from .placement import Starts, build_request, sample_placed, usable_cells, wyckoff_cells
 from .sampling import SamplingConfig, resolved_step_lr, sample
@@ -159,6 +160,11 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
         scores.append([score_csp(samples[(i, j)], truth, requested[i], matcher) for j in range(args.num_samples)])
         raw.append(match_rms(samples[(i, 0)], truth, matcher) is not None)
     metrics = aggregate_csp(scores, raw).to_dict()
+    # METRe / cRMSE (Martirossyan et al. 2025): a sample may match any validation polymorph of its composition,
+    # each reference counts once, and a miss costs the matcher's stol in the RMSE
+    references = [c.to_structure() for c in crystals]
+    generated = [[samples[(i, j)] for j in range(args.num_samples)] for i in range(len(crystals))]
+    metrics["polymorphs"] = polymorph_metrics(generated, references, matcher).to_dict()
     results = {
         "checkpoint": path.stem, "task": "csp", "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
         "sampler": args.sampler, "precision": args.precision, "steps": args.steps or model.num_steps, "space_group": args.space_group,

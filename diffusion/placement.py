@@ -178,3 +178,59 @@ def usable_cells(found: dict, atoms: Sequence[Sequence[int]], groups: Sequence[i
         cell = found[key][1]
         cells.append(cell if cell is not None and not isinstance(cell, ValueError) else None)
     return cells
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """What a sampling setting takes from the training crystals for one composition.
+
+    space_group: the asked or voted group (None: none); template: the nearest training crystal of the
+    prototype (in that group when there is one), used when the setting starts from a template or keeps
+    Wyckoff sites; cell: the Wyckoff constraint (None: sampled free); notes: what could not be retrieved.
+    """
+
+    space_group: int | None
+    template: object | None
+    cell: object | None
+    notes: tuple[str, ...] = ()
+
+
+def retrieve(numbers: Sequence[int], setting, predictor=None, library=None, space_group: int | None = None) -> Retrieved:
+    """The group, template and Wyckoff cell a ``recommended.SamplingSetting`` uses for this composition; what is
+    missing is said in ``notes`` and sampling goes on without it (the CLI's fallback for a card default)."""
+    from .wyckoff import constraint_from_template
+
+    notes = []
+    group = space_group
+    if group is None and setting.space_group == "predicted" and predictor is not None:
+        guess = predictor.predict(list(numbers))
+        group = guess.space_group if guess is not None else None
+        if guess is None:
+            notes.append("no training crystal of this prototype: no group voted")
+    wants_template = setting.template_step is not None or setting.symmetry == "wyckoff"
+    template = library.template(list(numbers), group) if wants_template and library is not None else None
+    if wants_template and template is None:
+        notes.append("no template")
+    cell = None
+    if setting.symmetry == "wyckoff" and group is not None and template is not None:
+        try:
+            cell = constraint_from_template(template, group)
+        except ValueError as error:
+            notes.append(f"no Wyckoff cell ({error})")
+    return Retrieved(group, template, cell, tuple(notes))
+
+
+def sample_setting(model: CrystalDiffusion, numbers: Sequence[int], setting, seeds: Sequence[int],
+                   predictor=None, library=None, space_group: int | None = None, record: str = "final",
+                   precision: str = "float32") -> tuple[list[PlacedSample], Retrieved]:
+    """``len(seeds)`` samples of one composition with a ``recommended.SamplingSetting`` (its sampler, steps,
+    guidance, voted group, template start and Wyckoff sites), as ``sample`` runs it."""
+    got = retrieve(numbers, setting, predictor, library, space_group)
+    config = SamplingConfig(sampler=setting.sampler, steps=setting.steps, step_lr=setting.step_lr, record=record,
+                            guidance=setting.guidance if got.space_group is not None else 0.0, precision=precision)
+    B = len(seeds)
+    request = build_request(seeds, atoms=[list(numbers)] * B,
+                            space_groups=None if got.space_group is None else [got.space_group] * B)
+    template_step = setting.template_step if got.template is not None or got.cell is not None else None
+    starts = Starts(templates=[got.template] * B, cells=[got.cell] * B, template_step=template_step)
+    return sample_placed(model, request, config, starts), got

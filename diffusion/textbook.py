@@ -56,6 +56,20 @@ TEXTBOOK: tuple[TextbookCrystal, ...] = (
                                                          ((0, 0, 0), (0.3049, 0.3049, 0)))),
     TextbookCrystal("anatase TiO2", 141, (3.785, 9.514), ("I4_1/amd", "tetragonal", ("Ti", "O"),
                                                           ((0, 0, 0), (0, 0, 0.2083)))),
+    TextbookCrystal("diamond C", 227, (3.567,), ("Fd-3m", "cubic", ("C",), ((0, 0, 0),))),
+    TextbookCrystal("diamond Ge", 227, (5.658,), ("Fd-3m", "cubic", ("Ge",), ((0, 0, 0),))),
+    TextbookCrystal("CsCl", 221, (4.123,), ("Pm-3m", "cubic", ("Cs", "Cl"), ((0, 0, 0), (0.5, 0.5, 0.5)))),
+    TextbookCrystal("rock salt MgO", 225, (4.212,), ("Fm-3m", "cubic", ("Mg", "O"), ((0, 0, 0), (0.5, 0.5, 0.5)))),
+    TextbookCrystal("rock salt LiF", 225, (4.027,), ("Fm-3m", "cubic", ("Li", "F"), ((0, 0, 0), (0.5, 0.5, 0.5)))),
+    TextbookCrystal("wurtzite GaN", 186, (3.189, 5.185), ("P6_3mc", "hexagonal", ("Ga", "N"),
+                                                          ((1 / 3, 2 / 3, 0), (1 / 3, 2 / 3, 0.377)))),
+) + tuple(
+    # real cubic perovskites ABX3: A on the cube corner (1a), B in the octahedron (1b), X at the face centres (3c)
+    TextbookCrystal(f"perovskite {a}{b}{x}3", 221, (length,), ("Pm-3m", "cubic", (a, b, x),
+                                                               ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0))))
+    for a, b, x, length in (("Ba", "Zr", "O", 4.193), ("K", "Ta", "O", 3.989), ("Ba", "Sn", "O", 4.116),
+                            ("Ba", "Hf", "O", 4.171), ("K", "Mg", "F", 3.989), ("Cs", "Ca", "F", 4.524),
+                            ("Ba", "Ti", "O", 4.009))   # BaTiO3: its cubic phase, above 120 C
 )
 
 

@@ -69,7 +69,9 @@ class GenerateExample:
     as in MP-20); space_group is used when the model was trained with that condition;
     prefer lists model names to try first; sampler and steps are the run's (at most the
     model's T): predictor-corrector by default, which keeps the asked symmetry far more often
-    than DDIM (docs/experiments.md#textbook-crystals).
+    than DDIM (docs/experiments.md#textbook-crystals); symmetry: keep the group's Wyckoff orbits
+    (from the nearest training crystal in that group) at every step; reference: the
+    ``diffusion.textbook`` crystal it should make (tests/test_checkpoints.py checks seeds 0-3).
     """
 
     key: str
@@ -80,6 +82,8 @@ class GenerateExample:
     note: str = ""
     sampler: str = "pc"
     steps: int = 100
+    symmetry: bool = True
+    reference: str = ""
 
 
 GENERATE_EXAMPLES: tuple[GenerateExample, ...] = (
@@ -87,11 +91,16 @@ GENERATE_EXAMPLES: tuple[GenerateExample, ...] = (
     # (measured in docs/experiments.md#textbook-crystals).
     # All run predictor-corrector, 100 steps: with mp_20 spglib finds the asked TiO2 group far more often than with
     # DDIM 100 (tests/test_checkpoints.py; docs/experiments.md#textbook-crystals)
-    GenerateExample("srtio3", "SrTiO3", "SrTiO3", 221, ("mp_20", "perov_5"), "cubic perovskite, 5 atoms"),
-    GenerateExample("nacl", "NaCl", "NaCl", 225, ("mp_20",), "rock salt, primitive cell of 2 atoms"),
-    GenerateExample("gaas", "GaAs", "GaAs", 216, ("mp_20",), "zinc blende, 2 atoms"),
-    GenerateExample("rutile", "TiO2 rutile", "Ti2O4", 136, ("mp_20",), "P4_2/mnm, 6 atoms"),
-    GenerateExample("anatase", "TiO2 anatase", "Ti2O4", 141, ("mp_20",), "I4_1/amd, primitive cell of 6 atoms"),
-    GenerateExample("diamond", "Diamond C", "C2", 227, ("mp_20",), "Fd-3m, primitive cell of 2 atoms"),
-    GenerateExample("silicon", "Silicon", "Si2", 227, ("mp_20",), "diamond structure, 2 atoms"),
+    GenerateExample("srtio3", "SrTiO3", "SrTiO3", 221, ("mp_20", "perov_5"), "cubic perovskite, 5 atoms",
+                    reference="perovskite SrTiO3"),
+    GenerateExample("nacl", "NaCl", "NaCl", 225, ("mp_20",), "rock salt, primitive cell of 2 atoms",
+                    reference="rock salt NaCl"),
+    GenerateExample("gaas", "GaAs", "GaAs", 216, ("mp_20",), "zinc blende, 2 atoms", reference="zinc blende GaAs"),
+    GenerateExample("rutile", "TiO2 rutile", "Ti2O4", 136, ("mp_20",), "P4_2/mnm, 6 atoms", reference="rutile TiO2"),
+    GenerateExample("anatase", "TiO2 anatase", "Ti2O4", 141, ("mp_20",), "I4_1/amd, primitive cell of 6 atoms",
+                    reference="anatase TiO2"),
+    GenerateExample("diamond", "Diamond C", "C2", 227, ("mp_20",), "Fd-3m, primitive cell of 2 atoms",
+                    reference="diamond C"),
+    GenerateExample("silicon", "Silicon", "Si2", 227, ("mp_20",), "diamond structure, 2 atoms",
+                    reference="diamond Si"),
 )

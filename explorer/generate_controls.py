@@ -48,11 +48,13 @@ def _apply_example(example: GenerateExample, models: list[ModelEntry]) -> None:
     settings = GenerateSettings(model=entry.name, composition=example.composition,
                                 space_group=example.space_group if info.use_space_group else None,
                                 sampler=example.sampler, steps=min(example.steps, info.num_steps),
-                                seed=int(ss.get("gen.seed", 0)))
+                                seed=int(ss.get("gen.seed", 0)),
+                                symmetry=example.symmetry and info.use_space_group and example.space_group is not None)
     settings_to_widgets(settings, info)
     ss["gen.pending"] = True
     ss["gen.example_note"] = (f"{example.label}: {example.note}; model `{entry.name}`, "
-                              f"{SAMPLER_NAMES[settings.sampler]}, {settings.steps} steps") + (
+                              f"{SAMPLER_NAMES[settings.sampler]}, {settings.steps} steps"
+                              + (", Wyckoff orbits kept" if settings.symmetry else "")) + (
         "" if example.prefer and entry.name in example.prefer else
         f" (`{entry.name}` was not trained on such crystals: expect a rough structure)")
 
