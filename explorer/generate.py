@@ -14,7 +14,9 @@ from .playback import reset, step_key
 from .result import Result, run_generation
 from .settings import GenerateSettings
 from .trajectory_view import step_numbers, trajectory_player
-from .widgets import result_picker, shown_item
+from .widgets import result_picker, scroll_to, shown_item
+
+VIEW_ANCHOR = "gen-view"   # where a one-click example scrolls to: the player and its 3D view
 
 MAX_RESULTS = 12
 ss = st.session_state
@@ -89,6 +91,9 @@ def results_section(models: list[ModelEntry]) -> None:
     result = shown_result()
     st.markdown(result_line(result))
     outcome(PREFIX, model_entry(models, result.settings.model), result)
+    st.markdown(f'<span id="{VIEW_ANCHOR}"></span>', unsafe_allow_html=True)
     trajectory_player(PREFIX, result)
+    if ss.pop("gen.scroll_to_view", False):
+        scroll_to(VIEW_ANCHOR)
     sync_url(result, int(ss[step_key(PREFIX, result.id)]))
     downloads(PREFIX, result)

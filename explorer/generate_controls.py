@@ -52,6 +52,7 @@ def _apply_example(example: GenerateExample, models: list[ModelEntry]) -> None:
                                 symmetry=example.symmetry and info.use_space_group and example.space_group is not None)
     settings_to_widgets(settings, info)
     ss["gen.pending"] = True
+    ss["gen.scroll_to_view"] = True   # the result appears below the fold: bring it up (generate.results_section)
     ss["gen.example_note"] = (f"{example.label}: {example.note}; model `{entry.name}`, "
                               f"{SAMPLER_NAMES[settings.sampler]}, {settings.steps} steps"
                               + (", Wyckoff orbits kept" if settings.symmetry else "")) + (

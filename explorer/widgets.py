@@ -19,6 +19,19 @@ def show_view(html: str, height: int) -> None:
     st.iframe(html, height=view_height(height) + LEGEND_HEIGHT)
 
 
+def scroll_to(anchor_id: str) -> None:
+    """Scroll the page so the element with this id is at the top (once, when the script reaches here)."""
+    st.iframe(f"""<script>
+      let tries = 0;
+      const go = () => {{
+        const target = window.parent.document.getElementById({anchor_id!r});
+        if (target) target.scrollIntoView({{behavior: "smooth", block: "start"}});
+        else if (tries++ < 30) setTimeout(go, 100);
+      }};
+      go();
+    </script>""", height="content")
+
+
 def numbers_table(numbers: StructureNumbers, extra: list[tuple[str, str]] | None = None) -> None:
     """The numbers of a structure as a two-column table."""
     rows = (extra or []) + numbers.rows()

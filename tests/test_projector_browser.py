@@ -206,3 +206,19 @@ def test_training_leaves_the_next_sessions_threads_alone(server, playwright_brow
     assert after == before, (before, after)
     other.context.close()
     page.context.close()
+
+
+def test_a_one_click_example_brings_its_3d_view_into_sight(server, playwright_browser):
+    """After *Silicon* the page scrolls so the player and its 3D view start near the top of the window
+    (before, the view sat below the fold of a 900 px high window)."""
+    url, _ = server
+    page = _page(playwright_browser, height=900)
+    page.goto(f"{url}/Generate")
+    _settle(page)
+    page.get_by_role("button", name="Silicon", exact=True).click()
+    page.wait_for_selector("#gen-view", state="attached", timeout=180_000)
+    _settle(page)
+    page.wait_for_function("() => { const r = document.getElementById('gen-view').getBoundingClientRect();"
+                           " return r.top >= -5 && r.top < 250; }", timeout=10_000)
+    assert "Wyckoff orbits kept" in page.locator('[data-testid="stMain"]').inner_text()
+    page.context.close()
