@@ -158,10 +158,16 @@ def headline_metrics(card: dict) -> list[dict]:
                 sampler, given = "no sampling", "the template alone (nearest training crystal, substituted)"
             elif result.get("template_step") is not None:
                 given += f", from the template noised to t0 = {result['template_step']}"
+            if result.get("symmetry") == "wyckoff":
+                given += ", Wyckoff sites kept"
             row = {"run": f"{sampler}, {given}", "match rate": _percent(m.get("match_rate")),
                    "RMSE": _number(m.get("rmse")), "validity": _percent(m.get("validity"))}
             if m.get("space_group_rate") is not None:
                 row["in asked group"] = _percent(m.get("space_group_rate"))
+            polymorphs = m.get("polymorphs") or {}
+            if polymorphs.get("metre") is not None:
+                row["METRe"] = _percent(polymorphs["metre"])
+                row["cRMSE"] = _number(polymorphs.get("crmse"))
         rows.append({**row, "n": m.get("n"), "at step": result.get("checkpoint_steps")})
     return rows
 
@@ -219,12 +225,14 @@ def card_markdown(card: dict) -> str:
         csp = {k: r for k, r in metrics.items() if r.get("task", "csp") == "csp"}
         gen = {k: r for k, r in metrics.items() if r.get("task") == "gen"}
         if csp:
-            lines += ["| run | at step | n | match rate | RMSE | validity | volume error | in asked group |",
-                      "|---|---|---|---|---|---|---|---|"]
+            lines += ["| run | at step | n | match rate | RMSE | validity | volume error | in asked group | METRe | cRMSE |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for key, result in csp.items():
                 m = result.get("metrics", {})
+                polymorphs = m.get("polymorphs") or {}
                 lines.append(f"| {key} | {result.get('checkpoint_steps')} | {m.get('n')} | {m.get('match_rate')} | "
-                             f"{m.get('rmse')} | {m.get('validity')} | {m.get('volume_error')} | {m.get('space_group_rate')} |")
+                             f"{m.get('rmse')} | {m.get('validity')} | {m.get('volume_error')} | {m.get('space_group_rate')} | "
+                             f"{polymorphs.get('metre', '-')} | {polymorphs.get('crmse', '-')} |")
         if gen:
             lines += ([""] if csp else []) + [
                       "| run | at step | generated | reference | struct. validity | comp. validity | COV-R | COV-P | "

@@ -115,3 +115,15 @@ def test_invalid_samples_match_nothing_unless_validity_is_waived():
     crushed = Structure(Lattice.cubic(0.4), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])   # atoms 0.35 A apart
     assert polymorph_metrics([[crushed]], references).metre == 0.0
     assert polymorph_metrics([[crushed]], references, require_valid=False).metre == 1.0  # matcher rescales volume
+
+
+def test_cards_show_metre_and_crmse_beside_the_match_rate():
+    from diffusion.checkpoints import card_markdown, headline_metrics
+
+    row = {"task": "csp", "sampler": "pc", "steps": 100, "space_group": "predicted", "k": 1, "symmetry": "wyckoff",
+           "checkpoint_steps": 10, "metrics": {"n": 4, "match_rate": 0.5, "rmse": 0.05, "validity": 1.0,
+                                                "polymorphs": {"metre": 0.75, "crmse": 0.2}}}
+    text = card_markdown({"name": "x", "metrics": {"pc_wyckoff": row}})
+    assert "| METRe | cRMSE |" in text and "| 0.75 | 0.2 |" in text
+    readable = headline_metrics({"metrics": {"pc_wyckoff": row}})[0]
+    assert readable["METRe"] == "75.0%" and "Wyckoff sites kept" in readable["run"]
