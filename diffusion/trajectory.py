@@ -1,7 +1,7 @@
 """The record of one sampling run: every (or every k-th) step from x_T to x_0."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -99,6 +99,13 @@ class Trajectory:
     def masked(self, frame: int, crystal: int = 0) -> np.ndarray:
         """(n,) bool: which atoms' types are still undecided at a frame."""
         return (self.types[frame, self._atoms(crystal)] == MASK).numpy()
+
+    def spread_over(self, num_steps: int) -> "Trajectory":
+        """The same frames on a 0..num_steps axis: frame k of K at t = round(num_steps * (K-1-k) / (K-1)), so a file
+        from another model (whose frames carry no step of ours) shares a slider with our run (Compare)."""
+        K = self.num_frames
+        steps = torch.tensor([round(num_steps * (K - 1 - k) / max(1, K - 1)) for k in range(K)], dtype=torch.int64)
+        return replace(self, timesteps=steps)
 
     def final_structures(self) -> list[Structure]:
         return [self.structure(frame=self.num_frames - 1, crystal=i) for i in range(self.num_crystals)]

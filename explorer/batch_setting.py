@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from diffusion.api import constraint_from_template, recommended
+from diffusion.api import recommended
 
-from .models import ModelEntry, find_template, suggest_space_group
-from .numbers import space_group_label
+from .models import ModelEntry
+from .recommended_field import retrieved_setting
 
 ss = st.session_state
 
@@ -28,36 +28,7 @@ def recommended_switch(entry: ModelEntry, numbers: list[int] | None, typed_group
                           "card). Switch off to choose the sampler and steps yourself."):
         return None
     st.caption(f"**Recommended for `{entry.name}`:** {setting.describe()}.")
-    notes = []
-    group = typed_group
-    if group is None and setting.space_group == "predicted":
-        guess, why = suggest_space_group(entry, numbers)
-        if guess is not None:
-            group = guess.space_group
-            near = "; ".join(str(n) for n in guess.neighbours[:3])
-            notes.append(f"{space_group_label(group)} voted by the nearest training crystals ({near}): retrieved, "
-                         "not predicted by the network")
-        else:
-            notes.append(f"{why.split(';')[0]}: no group is asked")
-    template_step = setting.template_step
-    symmetry = False
-    if setting.symmetry == "wyckoff" and group is not None:
-        template, _ = find_template(entry, numbers, group)
-        try:
-            cell = constraint_from_template(template, group)
-            symmetry = True
-            notes.append(f"Wyckoff sites from {template.describe()}: {cell.describe()}")
-        except ValueError as exc:
-            notes.append(f"cannot keep the symmetry ({exc}): sampled without it")
-    if template_step is not None:
-        template, why = find_template(entry, numbers, group)
-        if template is None:
-            template_step = None
-            notes.append(f"{why}: every sample starts from noise")
-        else:
-            notes.append(f"template: {template.describe()}")
+    changes, notes = retrieved_setting(entry, setting, numbers, typed_group, num_steps)
     for note in notes:
         st.caption(note[0].upper() + note[1:] + ".")
-    return dict(sampler=setting.sampler, steps=min(int(setting.steps or num_steps), num_steps),
-                guidance=float(setting.guidance) if group is not None else 0.0, space_group=group,
-                template_step=template_step, symmetry=symmetry)
+    return changes

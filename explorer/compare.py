@@ -24,7 +24,7 @@ import streamlit as st
 
 from diffusion.api import VALID_MIN_DISTANCE
 
-from .comparison import (DIFFERENCES, SIDE_COLORS, SLIDER_PREFIX, Comparison, Side, overlay_figure, side_label,
+from .comparison import (DIFFERENCES, EXTERNAL, SIDE_COLORS, SLIDER_PREFIX, Comparison, Side, overlay_figure, side_label,
                          split_settings)
 from .compositions import composition_field
 from .models import (ModelEntry, ModelInfo, default_model, find_template, get_model, model_entry,
@@ -51,8 +51,13 @@ ss = st.session_state
 # ---------------------------------------------------------------- state and controls
 
 def init_state(models: list[ModelEntry]) -> None:
-    """Defaults on the first visit; widget values survive while their widget is hidden."""
-    if not start_page_state("cmp", WIDGETS, models):
+    """Defaults on the first visit; widget values survive while their widget is hidden. A trajectory handed over
+    by the Open page (``cmp.incoming``) becomes a comparison: that file's sample vs our model's run."""
+    first = start_page_state("cmp", WIDGETS, models)
+    incoming = ss.pop("cmp.incoming", None)
+    if incoming is not None:
+        _add_external(incoming)
+    if not first:
         return
     entry = default_model(models)
     ss.update({"cmp.model": entry.name, "cmp.composition": "SrTiO3", "cmp.diff": "sampler", "cmp.sampler": "ddim",
@@ -229,6 +234,22 @@ def run(entry: ModelEntry, info: ModelInfo, pair: tuple[GenerateSettings, Genera
     ss.pop("cmp.error", None)
 
 
+def _add_external(incoming: dict) -> None:
+    """Keep "another model's trajectory vs ours" as a comparison (left: the file's frames spread over 0..T)."""
+    ss.setdefault("cmp.results", [])
+    ss.setdefault("cmp.next_id", 1)
+    ours = incoming["settings"]
+    theirs = Side(incoming["label"], ours.replace(template_step=None, symmetry=False), incoming["theirs"], 0.0)
+    mine = Side(f"our {ours.model}: {ours.sampler.upper()}, {ours.steps} steps", ours, incoming["ours"],
+                incoming["seconds"])
+    comparison = Comparison(id=ss["cmp.next_id"], difference=EXTERNAL, task=incoming["task"], left=theirs,
+                            right=mine, abar=incoming["abar"], sigma=incoming["sigma"])
+    ss["cmp.next_id"] += 1
+    ss["cmp.results"] = (ss["cmp.results"] + [comparison])[-MAX_COMPARISONS:]
+    ss["cmp.shown"] = comparison.id
+    reset("cmp", comparison.id)
+
+
 def compare_button(entry: ModelEntry, info: ModelInfo | None, pair, problem: str | None) -> None:
     if st.button("Compare", type="primary", icon=":material/compare:", key="cmp.go"):
         if info is None or pair is None or problem:
@@ -287,9 +308,15 @@ def _final_line(comparison: Comparison, index: int) -> str:
 def _show_step(comparison: Comparison, t: int) -> None:
     """Side by side the two 3D views (each at its frame nearest t) and their numbers; below, both runs'
     diagnostics overlaid in one figure."""
-    st.caption(f"At t = {t} the lattice keeps √ᾱ_t = {comparison.abar[t] ** 0.5:.3f} of its signal and the "
-               f"coordinates carry wrapped noise of width σ_t = {comparison.sigma[t]:.3f} (the same model, so the "
-               "same for both). A run with fewer steps shows its recorded step nearest t.")
+    if comparison.difference == EXTERNAL:
+        st.caption("Left: the opened file's frames, spread evenly over our model's steps (frame k of K at "
+                   "t ≈ T·(K−1−k)/(K−1): the file carries no step of ours, so only first, last and the order are "
+                   f"exact). Right: our model's run; at t = {t} it keeps √ᾱ_t = {comparison.abar[t] ** 0.5:.3f} "
+                   "of the lattice's signal.")
+    else:
+        st.caption(f"At t = {t} the lattice keeps √ᾱ_t = {comparison.abar[t] ** 0.5:.3f} of its signal and the "
+                   f"coordinates carry wrapped noise of width σ_t = {comparison.sigma[t]:.3f} (the same model, so "
+                   "the same for both). A run with fewer steps shows its recorded step nearest t.")
     columns = st.columns(2, gap="medium")
     for index, (side, column, color) in enumerate(zip(comparison.sides, columns, SIDE_COLORS)):
         with column:

@@ -26,6 +26,7 @@ DIFFERENCES = {
     "start": "Start: noise vs a known crystal",
     "free": "Free: any settings",
 }
+EXTERNAL = "external"   # another model's trajectory (opened from a file) vs ours; made by the Open page only
 SIDE_COLORS = (PALETTE[0], PALETTE[1])
 SLIDER_PREFIX = "Step t of both reverse processes"   # the 3D views find the slider by this start of its label
 

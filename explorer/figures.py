@@ -24,7 +24,7 @@ def marker_value(y: np.ndarray, k: int) -> float | None:
     return float(y[finite[-1]]) if len(finite) else None
 
 
-def _style(fig: go.Figure, height: int = 320, title: str | None = None, legend_below: bool = False) -> go.Figure:
+def style(fig: go.Figure, height: int = 320, title: str | None = None, legend_below: bool = False) -> go.Figure:
     legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0) if legend_below else
               dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), font=FONT,
@@ -95,7 +95,7 @@ def schedule_figure(kind: str, schedules: list, marker_t: int | None = None) -> 
     if kind == "sigma":
         fig.update_yaxes(type="log", title_text="σ_t (log scale)", tickvals=SIGMA_TICKS,
                          ticktext=[f"{v:g}" for v in SIGMA_TICKS])
-    return _style(fig, 360, titles[kind], legend_below=True)
+    return style(fig, 360, titles[kind], legend_below=True)
 
 
 # ---------------------------------------------------------------- forward process
@@ -110,7 +110,7 @@ def coordinate_histogram(values: np.ndarray, sigma: float, bins: int = 40) -> go
     fig.update_xaxes(title_text="fractional coordinate", range=[0, 1])
     fig.update_yaxes(title_text="density")
     fig.update_layout(showlegend=False, bargap=0.02)
-    return _style(fig, 300, f"Fractional coordinates of x_t (σ_t = {sigma:.3f})")
+    return style(fig, 300, f"Fractional coordinates of x_t (σ_t = {sigma:.3f})")
 
 
 # ---------------------------------------------------------------- reverse process diagnostics
@@ -146,7 +146,7 @@ def diagnostics_figure(trajectory, crystal: int, t: int) -> go.Figure:
             fig.add_hline(y=0.5, line=dict(color="#888888", dash="dash", width=1), row=row + 1, col=col + 1)
     T = int(steps.max()) if len(steps) else 1
     fig.update_xaxes(range=[T * 1.02, -T * 0.02], title_text="step t")
-    fig = _style(fig, 480)
+    fig = style(fig, 480)
     fig.update_layout(hovermode="closest", margin=dict(l=10, r=10, t=30, b=10))
     fig.update_annotations(font=dict(size=14))
     return fig
@@ -165,7 +165,7 @@ def distribution_figure(generated: np.ndarray, reference: np.ndarray | None, tit
         reference = reference[np.isfinite(reference)]
     both = np.concatenate([generated, reference]) if reference is not None and len(reference) else generated
     if len(both) == 0:
-        return _style(fig, 300, title)
+        return style(fig, 300, title)
     if discrete:
         xbins = dict(start=float(both.min()) - 0.5, end=float(both.max()) + 0.5, size=1)
     else:
@@ -180,4 +180,4 @@ def distribution_figure(generated: np.ndarray, reference: np.ndarray | None, tit
     fig.update_layout(barmode="overlay", hovermode="closest")
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text="fraction")
-    return _style(fig, 320, title)
+    return style(fig, 320, title)

@@ -35,7 +35,7 @@ from diffusion.api import (DEFAULT_MAX_STEPS, HARD_MAX_STEPS, MATCHER_TOLERANCES
                            PotentialUnavailable, RelaxError, RelaxResult, StabilityResult, energies_along,
                            load_potential, relax, relax_batch)
 
-from .figures import PALETTE, _style
+from .figures import PALETTE, style
 from .models import app_device
 from .time_left import BatchClock
 from .viewer import ViewFrame, grid_html
@@ -231,7 +231,7 @@ def energy_figure(entry: GeneratedRelax) -> go.Figure:
         fig = go.Figure(relaxation)
         fig.update_xaxes(title_text="optimizer step")
         fig.update_yaxes(title_text="eV/atom")
-        _style(fig, height=300, title="CHGNet energy along the relaxation (FIRE steps)")
+        style(fig, height=300, title="CHGNet energy along the relaxation (FIRE steps)")
         fig.update_layout(showlegend=False)
         return fig
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
@@ -243,7 +243,7 @@ def energy_figure(entry: GeneratedRelax) -> go.Figure:
     fig.update_xaxes(title_text="step t", autorange="reversed", row=1, col=1)
     fig.update_xaxes(title_text="optimizer step", row=1, col=2)
     fig.update_yaxes(title_text="eV/atom", row=1, col=1)
-    _style(fig, height=300)
+    style(fig, height=300)
     fig.update_layout(showlegend=False, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 

@@ -1,6 +1,8 @@
 """Symmetry-constrained sampling (DiffCSP++'s idea as a projection): the constraint, its projections, the loop, the CLI."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import spglib
@@ -239,3 +241,27 @@ def test_generate_page_keeps_the_symmetry_at_every_frame(monkeypatch):
     groups = {space_group_number(trajectory.structure(frame=k)) for k in range(trajectory.num_frames)}
     assert groups == {225}, groups
     assert any("Wyckoff orbit move together" in c.value for c in at.caption)
+
+
+def test_evaluate_keeps_the_wyckoff_sites_and_names_the_row(tmp_path):
+    """``evaluate --symmetry wyckoff`` samples each crystal inside its template's Wyckoff cell (the JSON counts
+    them), every constrained sample has the asked group, and the card row's key says so."""
+    import json
+    import shutil
+
+    from diffusion.checkpoints import load_card
+
+    shipped = Path(__file__).resolve().parent.parent / "checkpoints"
+    for suffix in (".pt", ".json", ".md"):
+        shutil.copy(shipped / f"mp_20{suffix}", tmp_path / f"mp_20{suffix}")
+    out = tmp_path / "wy.json"
+    argv = ["evaluate", "--checkpoint", str(tmp_path / "mp_20.pt"), "--limit", "6", "--sampler", "ddim", "--steps",
+            "20", "--space-group", "csv", "--guidance", "0", "--start", "noise", "--symmetry", "wyckoff",
+            "--update-card", "--json", str(out)]
+    assert main(argv) == 0
+    results = json.loads(out.read_text())
+    assert results["symmetry"] == "wyckoff" and results["symmetry_cells"]["constrained"] >= 4
+    asked = [c for c in results["crystals"] if c["valid"]]
+    assert sum(c["sample_space_group"] == c["requested_space_group"] for c in asked) >= results["symmetry_cells"]["constrained"] - 1
+    assert "polymorphs" in results["metrics"]
+    assert "ddim_20_sg-csv_k1_wyckoff" in load_card(tmp_path / "mp_20.pt")["metrics"]
