@@ -173,6 +173,8 @@ from .space_group_prediction import NO_PROTOTYPE_MATCH  # noqa: E402
 from .templates import NO_TEMPLATE  # noqa: E402
 from .tolerances import CSP_MATCHER_TOLERANCES, SYMPREC, VALID_MIN_DISTANCE  # noqa: E402
 from .wyckoff import SymmetricCell, constraint_from_template, symmetric_request  # noqa: E402
+from .trajectory_files import MAX_FILE_BYTES as MAX_TRAJECTORY_FILE_BYTES  # noqa: E402
+from .trajectory_files import OpenedTrajectories, TrajectoryFileError, read_trajectory_bytes  # noqa: E402
 
 __all__ = [
     'available_dataset_files', 'check_composition', 'check_elements', 'check_space_group', 'checkpoint_folder',
@@ -190,5 +192,6 @@ __all__ = [
     'RelaxError', 'RelaxResult', 'render_gif', 'render_strip', 'resolve_data_file', 'resolve_device', 'sample',
     'sample_num_atoms', 'SampleRequest', 'SamplingConfig', 'SCHEDULE_NAMES', 'ScheduleValues', 'StabilityResult',
     'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',
-    'training_template_library', 'Trajectory', 'VALID_MIN_DISTANCE'
+    'training_template_library', 'Trajectory', 'VALID_MIN_DISTANCE', 'MAX_TRAJECTORY_FILE_BYTES',
+    'OpenedTrajectories', 'TrajectoryFileError', 'read_trajectory_bytes'
 ]

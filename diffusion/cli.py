@@ -1,4 +1,4 @@
-"""Command line: ``python -m diffusion train | sample | evaluate | render | download``.
+"""Command line: ``python -m diffusion train | sample | evaluate | render | inspect | download``.
 
 Every expected failure (bad formula, missing file, corrupt checkpoint...) ends with one
 line on stderr and exit status 2, never a traceback.
@@ -186,7 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip novelty (matching samples against the training crystals)")
 
     r = sub.add_parser("render", help="sample one crystal and draw its trajectory as a GIF or a PNG strip")
-    r.add_argument("--checkpoint", required=True, help="shipped name (e.g. perov_5) or path to a .pt file")
+    r.add_argument("--checkpoint", default=None,
+                   help="shipped name (e.g. perov_5) or path to a .pt file (required unless --trajectory-file)")
+    r.add_argument("--trajectory-file", default=None, metavar="PATH",
+                   help="draw a sample of this file instead of sampling a model: another model's trajectory "
+                        "(MatterGen, CDVAE, DiffCSP, extxyz, ASE .traj, a zip or folder of CIFs; docs/formats.md)")
+    r.add_argument("--sample", type=nonnegative_int, default=None, metavar="I",
+                   help="with --trajectory-file: which sample of the file (default 0)")
     what = r.add_mutually_exclusive_group()
     what.add_argument("--composition", help="formula of the cell, e.g. SrTiO3 or Ti2O4")
     what.add_argument("--num-atoms", type=positive_int, help="atoms per cell (ab initio models; default: drawn)")
@@ -205,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
     r.add_argument("--threads", type=positive_int, default=None)
     r.add_argument("--out", required=True, help="FILE.gif (animation) or FILE.png (strip of frames)")
+
+    i = sub.add_parser("inspect", help="list the samples of a trajectory file (MatterGen, CDVAE, DiffCSP, extxyz...)")
+    i.add_argument("path", metavar="PATH", help="a trajectory file, or a folder of CIFs (docs/formats.md)")
+    i.add_argument("--json", action="store_true", help="print JSON: the format and each sample's frames, "
+                                                      "formula and space group")
 
     d = sub.add_parser("download", help="fetch the public CDVAE/DiffCSP CSV files")
     d.add_argument("name", choices=("perov_5", "carbon_24", "mp_20"))

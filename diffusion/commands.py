@@ -328,6 +328,13 @@ def run_render(args, command: str) -> int:
     size = args.size or (480 if kind == ".gif" else 320)
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
+    if getattr(args, "trajectory_file", None) is not None:
+        return _render_trajectory_file(args, out, kind, frames, size)
+    if getattr(args, "sample", None) is not None:
+        raise ValueError("--sample picks a sample of --trajectory-file; give the file too")
+    if args.checkpoint is None:
+        raise ValueError("render needs --checkpoint (to sample a model) or --trajectory-file (to draw a file's "
+                         "trajectory)")
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device)
     if model.process.task == "csp" and not args.composition:
@@ -366,6 +373,64 @@ def run_render(args, command: str) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     print(f"wrote {out} ({len(shown)} frames: t = {', '.join(map(str, shown))}; {len(data) / 1024:.0f} KiB)")
+    return 0
+
+
+def _render_trajectory_file(args, out: Path, kind: str, frames: int, size: int) -> int:
+    """``render --trajectory-file PATH [--sample I]``: draw a sample of another model's file (no model)."""
+    from .render import evenly_spaced_steps, render_gif, render_strip
+    from .trajectory_files import read_trajectory_file
+
+    model_flags = (("--checkpoint", args.checkpoint), ("--composition", args.composition),
+                   ("--num-atoms", args.num_atoms), ("--steps", args.steps), ("--space-group", args.space_group),
+                   ("--property", args.prop), ("--template-step", args.template_step))
+    given = [flag for flag, value in model_flags if value is not None]
+    if given:
+        raise ValueError(f"{given[0]} is for sampling a model; with --trajectory-file the file's frames are drawn "
+                         f"(leave {given[0]} out)")
+    opened = read_trajectory_file(args.trajectory_file)
+    index = args.sample or 0
+    count = len(opened.samples)
+    if index >= count:
+        raise ValueError(f"--sample must be between 0 and {count - 1} ({Path(args.trajectory_file).name} holds "
+                         f"{count} sample{'s' if count != 1 else ''}), got {index}")
+    for note in opened.notes:
+        print(f"note: {note}", file=sys.stderr)
+    trajectory = opened.samples[index]
+    shown = evenly_spaced_steps(trajectory, frames)
+    draw = render_gif if kind == ".gif" else render_strip
+    data = draw(trajectory, shown, size=size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(data)
+    print(f"wrote {out} (sample {index} of {opened.format}; {len(shown)} frames: t = {', '.join(map(str, shown))}; "
+          f"{len(data) / 1024:.0f} KiB)")
+    return 0
+
+
+def run_inspect(args, command: str) -> int:
+    """One line per sample of a trajectory file: frames, reduced formula and spglib space group (at SYMPREC)
+    of its last frame; ``--json`` prints the same as JSON."""
+    from .metrics import space_group_number
+    from .trajectory_files import read_trajectory_file
+
+    opened = read_trajectory_file(args.path)
+    rows = []
+    for index, trajectory in enumerate(opened.samples):
+        structure = trajectory.structure(frame=trajectory.num_frames - 1)
+        group = space_group_number(structure)          # spglib at SYMPREC; 0 when the analysis fails
+        rows.append({"index": index, "frames": trajectory.num_frames,
+                     "formula": structure.composition.reduced_formula, "space_group": group or None})
+    if args.json:
+        print(json.dumps({"format": opened.format, "samples": rows, "notes": list(opened.notes)}, indent=2))
+        return 0
+    print(f"{Path(args.path).name}: {opened.format}, {len(rows)} sample{'s' if len(rows) != 1 else ''}",
+          file=sys.stderr)
+    for note in opened.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for row in rows:
+        group = row["space_group"] if row["space_group"] is not None else "?"
+        print(f"sample {row['index']}: {row['frames']} frame{'s' if row['frames'] != 1 else ''}, "
+              f"{row['formula']}, space group {group}")
     return 0
 
 

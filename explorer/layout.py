@@ -29,6 +29,7 @@ PAGES = (
     ("pages/4_Batch_and_metrics.py", "Batch & metrics", ":material/grid_view:"),
     ("pages/5_Compare.py", "Compare", ":material/compare:"),
     ("pages/6_Train.py", "Train", ":material/model_training:"),
+    ("pages/7_Open_a_trajectory.py", "Open a trajectory", ":material/folder_open:"),
 )
 
 
@@ -41,6 +42,14 @@ def page_link(path: str, label: str, icon: str | None = None, container=None) ->
         return True
     except StreamlitAPIException:
         return False
+
+
+def switch_to(path: str, label: str, icon: str | None = None) -> None:
+    """Go to another page; where pages are not registered (a page run on its own) draw a link to it instead."""
+    try:
+        st.switch_page(path)
+    except StreamlitAPIException:
+        page_link(path, label, icon)
 
 
 PROJECTOR_PARAM = "projector"

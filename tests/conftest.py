@@ -66,3 +66,10 @@ def tiny_csp(checkpoint_dir):
 def tiny_gen(checkpoint_dir):
     from diffusion.checkpoints import load_model
     return load_model(checkpoint_dir / "tiny_gen.pt")
+
+
+@pytest.fixture
+def app_env(checkpoint_dir, monkeypatch):
+    """The app's pages see the tiny test checkpoints (not the shipped ones)."""
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
+    return checkpoint_dir

@@ -15,12 +15,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "5_Compare.py")
 
 
-@pytest.fixture
-def app_env(checkpoint_dir, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
-    return checkpoint_dir
-
-
 def _page() -> AppTest:
     return AppTest.from_file(PAGE, default_timeout=120).run()
 

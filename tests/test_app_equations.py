@@ -5,7 +5,6 @@ import io
 import math
 from pathlib import Path
 
-import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -13,12 +12,6 @@ from diffusion import make_schedule
 from explorer.equations import number
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def app_env(checkpoint_dir, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
-    return checkpoint_dir
 
 
 def _latex(at: AppTest) -> str:

@@ -3,19 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from diffusion.space_group_prediction import NO_PROTOTYPE_MATCH
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "pages" / "3_Generate.py")
-
-
-@pytest.fixture
-def app_env(checkpoint_dir, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
-    return checkpoint_dir
 
 
 def _page(**query) -> AppTest:

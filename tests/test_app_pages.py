@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,12 +34,6 @@ loop_
   O3  O  0.8049  0.1951  0.5  1
   O4  O  0.1951  0.8049  0.5  1
 """
-
-
-@pytest.fixture
-def app_env(checkpoint_dir, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
-    return checkpoint_dir
 
 
 def _run(path: str) -> AppTest:

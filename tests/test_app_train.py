@@ -13,12 +13,6 @@ PAGE = str(ROOT / "pages" / "6_Train.py")
 
 
 @pytest.fixture
-def app_env(checkpoint_dir, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
-    return checkpoint_dir
-
-
-@pytest.fixture
 def page(app_env):
     at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception

@@ -11,7 +11,8 @@ UI_FILES = [*sorted((ROOT / "explorer").glob("*.py")), *sorted((ROOT / "pages").
 PAGE_MODULES = {
     "generate": {"generate", "generate_controls", "generate_state"},
     "compare": {"compare", "comparison"},
-    "batch": {"batch"},
+    "batch": {"batch", "batch_setting"},
+    "open": {"opened"},
     "forward": {"forward"},
     "train": {"live_training", "live_figures"},
     "home": {"home"},

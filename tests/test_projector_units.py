@@ -23,12 +23,6 @@ from explorer.viewer import (ViewFrame, ViewOptions, image_positions, image_tran
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def app_env(checkpoint_dir, monkeypatch):
-    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
-    return checkpoint_dir
-
-
 # ---------------------------------------------------------------- periodic images
 
 def _forward_frames(steps: list[int]) -> tuple[Crystal, list]:
