@@ -173,6 +173,7 @@ from .space_group_prediction import NO_PROTOTYPE_MATCH  # noqa: E402
 from .templates import NO_TEMPLATE  # noqa: E402
 from .tolerances import CSP_MATCHER_TOLERANCES, SYMPREC, VALID_MIN_DISTANCE  # noqa: E402
 from .wyckoff import SymmetricCell, constraint_from_template, symmetric_request  # noqa: E402
+from . import toy2d  # noqa: E402  (the 2D page's whole core: points in a plane before crystals)
 from .trajectory_files import MAX_FILE_BYTES as MAX_TRAJECTORY_FILE_BYTES  # noqa: E402
 from .trajectory_files import OpenedTrajectories, TrajectoryFileError, read_trajectory_bytes  # noqa: E402
 
@@ -193,5 +194,5 @@ __all__ = [
     'sample_num_atoms', 'SampleRequest', 'SamplingConfig', 'SCHEDULE_NAMES', 'ScheduleValues', 'StabilityResult',
     'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',
     'training_template_library', 'Trajectory', 'VALID_MIN_DISTANCE', 'MAX_TRAJECTORY_FILE_BYTES',
-    'OpenedTrajectories', 'TrajectoryFileError', 'read_trajectory_bytes'
+    'OpenedTrajectories', 'TrajectoryFileError', 'read_trajectory_bytes', 'toy2d'
 ]

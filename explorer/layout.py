@@ -23,6 +23,7 @@ from streamlit.errors import StreamlitAPIException
 APP_TITLE = "Crystal Diffusion Explorer"
 PAGES = (
     ("app.py", "Home", ":material/home:"),
+    ("pages/0_Diffusion_in_2D.py", "Diffusion in 2D", ":material/scatter_plot:"),
     ("pages/1_Noise_schedules.py", "Noise schedules", ":material/show_chart:"),
     ("pages/2_Forward_process.py", "Forward process", ":material/blur_on:"),
     ("pages/3_Generate.py", "Generate", ":material/auto_awesome:"),

@@ -13,6 +13,7 @@ PAGE_MODULES = {
     "compare": {"compare", "comparison"},
     "batch": {"batch", "batch_setting"},
     "open": {"opened"},
+    "toy2d": {"toy2d_page", "toy2d_figures"},
     "forward": {"forward"},
     "train": {"live_training", "live_figures"},
     "home": {"home"},
