@@ -73,15 +73,16 @@ def histogram_figure(points: np.ndarray, periodic: bool, t: int, height: int = 3
     return fig
 
 
-def loss_figure(losses: list[float], height: int = 260) -> go.Figure:
-    """The training loss per step, with a running mean (the raw loss jumps with t)."""
+def loss_figure(losses: list[float], height: int = 260, every: int = 1) -> go.Figure:
+    """The training loss (one value per ``every`` optimizer steps), with a running mean (the raw loss jumps with t)."""
     y = np.asarray(losses, float)
     fig = go.Figure()
     if len(y):
         window = max(1, len(y) // 30)
         smooth = np.convolve(y, np.ones(window) / window, mode="valid")
-        fig.add_trace(go.Scatter(y=y, mode="lines", name="loss", line=dict(color=DATA_COLOR, width=1)))
-        fig.add_trace(go.Scatter(x=np.arange(window - 1, len(y)), y=smooth, mode="lines", name="running mean",
+        steps = every * np.arange(1, len(y) + 1)
+        fig.add_trace(go.Scatter(x=steps, y=y, mode="lines", name="loss", line=dict(color=DATA_COLOR, width=1)))
+        fig.add_trace(go.Scatter(x=steps[window - 1:], y=smooth, mode="lines", name="running mean",
                                  line=dict(color=PALETTE[0], width=2)))
     style(fig, height, "Training loss: |ε − ε̂(x_t, t)|²")
     fig.update_xaxes(title_text="optimizer step")

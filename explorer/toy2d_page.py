@@ -23,7 +23,8 @@ N_POINTS = 1500
 NUM_STEPS = toy2d.ToyTrainConfig().num_steps
 PATHS = 6                  # particles whose whole path is drawn
 DDIM_STEPS = 50
-URL_KEYS = {"toy.dataset": "data", "toy.schedule": "schedule", "toy.seed": "seed"}
+LIVE_CHART_EVERY = 6       # progress reports (of 50 steps each) between redraws of the live loss curve
+URL_KEYS = {"toy.dataset": "data", "toy.schedule": "schedule", "toy.seed": "seed", "toy.t": "t"}
 ss = st.session_state
 
 
@@ -36,6 +37,8 @@ def init_state() -> None:
         ss["toy.schedule"] = params.get("schedule") if params.get("schedule") in SCHEDULE_NAMES else chosen
         seed = params.get("seed", "0")
         ss["toy.seed"] = int(seed) if seed.isdigit() and int(seed) < 10_000 else 0
+        t = params.get("t", "0")
+        ss["toy.t"] = int(t) if t.isdigit() and int(t) <= NUM_STEPS else 0
     ss.setdefault("toy.trained", {})
 
 
@@ -117,11 +120,14 @@ def _train() -> None:
     config = toy2d.ToyTrainConfig(schedule=ss["toy.schedule"], seed=int(ss["toy.seed"]), max_steps=int(ss["toy.steps"]))
     bar = st.progress(0.0, text="Training...")
     chart = st.empty()
-    losses: list[float] = []
+    live: list[float] = []
 
     def progress(done: int, loss: float) -> None:
-        losses.append(loss)
+        live.append(loss)
         bar.progress(done / config.max_steps, text=f"Training: step {done} of {config.max_steps}, loss {loss:.3f}")
+        if len(live) % LIVE_CHART_EVERY == 0:   # the curve grows while it trains (redrawing costs ~20 ms)
+            chart.plotly_chart(loss_figure(live, every=config.progress_every), width="stretch",
+                               config={"displayModeBar": False})
 
     try:
         result = toy2d.train_toy(config, data, progress)

@@ -36,14 +36,26 @@ def test_forward_train_reverse_and_mixture(app_env):
     assert at.query_params["data"] in ("swiss_roll", ["swiss_roll"]), "the data set is in the link"
 
 
-def test_the_torus_and_hostile_urls(app_env):
+def _opened_with(**params: str) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=300)
-    at.query_params["data"] = "../../etc/passwd"
-    at.query_params["seed"] = "-7"
-    at.query_params["schedule"] = "nonsense"
-    at.run()
+    for name, value in params.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def test_the_torus_and_hostile_urls(app_env):
+    at = _opened_with(data="../../etc/passwd", seed="-7", schedule="nonsense", t="99999")
     assert not at.exception
     assert at.session_state["toy.dataset"] == "swiss_roll" and at.session_state["toy.seed"] == 0
+    assert at.session_state["toy.t"] == 0
     at.selectbox(key="toy.dataset").set_value("periodic_box").run()
     assert not at.exception
     assert any(r"\bmod 1" in latex.value for latex in at.latex), "the wrapped-normal forward step"
+
+
+def test_a_link_reproduces_the_forward_view(app_env):
+    at = _opened_with(data="two_moons", schedule="cosine", seed="3", t="40")
+    assert not at.exception
+    assert (at.session_state["toy.dataset"], at.session_state["toy.schedule"], at.session_state["toy.seed"],
+            at.session_state["toy.t"]) == ("two_moons", "cosine", 3, 40)
+    assert any("x_{40}" in latex.value for latex in at.latex)

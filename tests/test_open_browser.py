@@ -39,7 +39,14 @@ def test_every_format_opens_in_the_page(app_url, browser, tmp_path):
     _no_errors(page)
     for name, data in files.items():
         _upload(page, name, data)
-        page.wait_for_function(f"() => document.body.innerText.includes({name!r})", timeout=120_000)
+        try:
+            # the File box (a searchable select: its value is an input's) names the newest file
+            page.wait_for_function(f"() => Array.from(document.querySelectorAll('input[aria-label=File]'))"
+                                   f".some(box => box.value.startsWith({name!r}))", timeout=60_000)
+        except Exception:
+            SHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SHOTS / "open_failed.png"), full_page=True)
+            raise
         _settle(page)
         _no_errors(page)
         assert _canvas_ink(page) > 0.01, f"{name}: the 3D view is blank"
