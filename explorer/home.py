@@ -16,12 +16,16 @@ from .widgets import show_view
 
 NOISE_LEVELS = ((0, "t = 0: the crystal (x₀)"), (650, "t = 650: half way"), (1000, "t = T = 1000: pure noise (x_T)"))
 PAGE_BLURBS = {
+    "Diffusion in 2D": "start here: points in a plane noised step by step, a tiny denoiser trained in seconds, the "
+                       "shape sculpted back out of noise.",
     "Noise schedules": "how fast each schedule destroys the signal: β_t, ᾱ_t, log-SNR, σ_t, side by side.",
     "Forward process": "noise a real crystal step by step and watch its coordinates spread to uniform.",
     "Generate": "run a trained model backwards from noise to a crystal, and scrub through every step in 3D.",
     "Batch & metrics": "sample many crystals at once, check their validity and compare them with the data.",
     "Compare": "two runs that differ in one thing (sampler, guidance, seed, steps) under one slider.",
     "Train": "train a tiny model on a few crystals live, watch its loss fall and sample from it.",
+    "Open a trajectory": "scrub another model's trajectory file (MatterGen, CDVAE, DiffCSP, extended XYZ) frame by "
+                         "frame, and put our model's run beside it.",
 }
 
 
@@ -64,7 +68,7 @@ def introduction() -> None:
 def pages_overview() -> None:
     st.subheader("Pages")
     pages = PAGES[1:]
-    per_row = 3  # two rows of three: each blurb keeps a readable width
+    per_row = 3  # rows of three: each blurb keeps a readable width
     columns = [column for start in range(0, len(pages), per_row) for column in st.columns(per_row)]
     for column, (path, label, icon) in zip(columns, pages):
         with column.container(border=True):
