@@ -12,6 +12,10 @@ pytestmark = pytest.mark.browser
 def test_the_2d_page_trains_and_samples(app_url, browser):
     page = browser.new_page()
     page.goto(f"{app_url}/Diffusion_in_2D")
+    # a fresh server's first page imports torch and friends: wait for the page itself, not just the frame
+    page.get_by_role("button", name="Train", exact=True).wait_for(timeout=180_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"]').length >= 2",
+                           timeout=120_000)
     _settle(page)
     _plots_drawn(page)
     _no_errors(page)
@@ -21,7 +25,9 @@ def test_the_2d_page_trains_and_samples(app_url, browser):
     steps.fill("1500")
     steps.press("Enter")
     _settle(page)
-    page.get_by_role("button", name="Train", exact=True).click()
+    train = page.get_by_role("button", name="Train", exact=True)
+    train.wait_for(timeout=120_000)
+    train.click()
     page.wait_for_selector("text=MMD of the final samples", timeout=180_000)
     _settle(page)
     _plots_drawn(page)
