@@ -27,11 +27,11 @@ class ToyTrainConfig:
 
     schedule: str = "linear"
     num_steps: int = 200
-    hidden: int = 128
-    layers: int = 3
-    time_dim: int = 32
-    position_dim: int = 64
-    frequencies: int = 8
+    hidden: int = 128          # MLP width
+    layers: int = 3            # hidden layers
+    time_dim: int = 32         # sinusoidal time embedding
+    position_dim: int = 64     # sinusoidal features of x (without them the roll's arms blur)
+    frequencies: int = 8       # of those features
     batch_size: int = 256
     max_steps: int = 3000
     lr: float = 3e-3

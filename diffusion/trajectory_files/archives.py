@@ -103,9 +103,7 @@ def _read_members(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], name
             raise TrajectoryFileError(f"{name}: {info.filename} unpacks to {info.file_size / 2**20:.0f} MB, more than "
                                       f"MAX_FILE_BYTES = {base.MAX_FILE_BYTES // 2**20} MB")
         total += info.file_size
-    if total > base.MAX_UNPACKED_BYTES:
-        raise TrajectoryFileError(f"{name} unpacks to {total / 2**20:.0f} MB, more than MAX_UNPACKED_BYTES = "
-                                  f"{base.MAX_UNPACKED_BYTES // 2**20} MB")
+    _refuse_over(total, base.MAX_UNPACKED_BYTES, "MAX_UNPACKED_BYTES", f"{name} unpacks to")
     out = []
     for info in members:
         try:
@@ -159,9 +157,7 @@ def _read_cif_folder(folder: Path) -> OpenedTrajectories:
                                   "(other formats are opened as files)")
     files.sort(key=lambda p: natural_key(p.name))
     total = sum(p.stat().st_size for p in files)
-    if total > base.MAX_FILE_BYTES:
-        raise TrajectoryFileError(f"{folder.name}: its CIFs hold {total / 2**20:.1f} MB, more than MAX_FILE_BYTES = "
-                                  f"{base.MAX_FILE_BYTES // 2**20} MB")
+    _refuse_over(total, base.MAX_FILE_BYTES, "MAX_FILE_BYTES", f"{folder.name}: its CIFs hold")
     named = []
     for p in files:
         try:
@@ -169,3 +165,9 @@ def _read_cif_folder(folder: Path) -> OpenedTrajectories:
         except OSError as exc:
             raise TrajectoryFileError(f"{folder.name}: cannot read {p.name} ({_first_line(exc)})") from None
     return _cif_frames(named, folder.name, _is_separate_crystals(folder.name))
+
+
+def _refuse_over(size: int, limit: int, limit_name: str, what: str) -> None:
+    """TrajectoryFileError "<what> N MB, more than LIMIT = M MB" when ``size`` bytes exceed ``limit``."""
+    if size > limit:
+        raise TrajectoryFileError(f"{what} {size / 2**20:.1f} MB, more than {limit_name} = {limit // 2**20} MB")
