@@ -1,6 +1,7 @@
 """Shared fixtures: small real datasets and tiny trained checkpoints (seconds to build)."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import sys
@@ -73,3 +74,22 @@ def app_env(checkpoint_dir, monkeypatch):
     """The app's pages see the tiny test checkpoints (not the shipped ones)."""
     monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(checkpoint_dir))
     return checkpoint_dir
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """torch's process-wide thread count set to ``count`` inside the block, put back afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (tests that compare numbers to the last bits, or time-critical ones on a
+    shared 2-core machine, use it)."""
+    with torch_threads(1):
+        yield

@@ -24,14 +24,9 @@ def models() -> dict:
     return {}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The references were recorded with one thread: float32 sums blocked for two threads differ in the
-    last bits, and a few steps of Langevin corrector amplify that to ~1e-5."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The references were recorded with one thread: float32 sums blocked for two threads differ in the last bits,
+# and a few steps of Langevin corrector amplify that to ~1e-5.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_case_has_a_reference(references):

@@ -4,6 +4,7 @@ import math
 import pytest
 import torch
 
+from conftest import torch_threads
 from diffusion.schedules import SCHEDULE_NAMES
 from diffusion.toy2d import (DATASETS, SAMPLERS, ToyTrainConfig, ddim_path, ddpm_path, drift_field, fit_gmm,
                              forward_numbers, forward_path, gmm_density, gmm_sample, grid_points, make_dataset,
@@ -15,12 +16,7 @@ from diffusion.toy2d.process import denoising_target
 QUICK = ToyTrainConfig(num_steps=100, max_steps=500)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +26,8 @@ def roll():
 
 @pytest.fixture(scope="module")
 def trained(roll):
-    torch.set_num_threads(1)
-    return train_toy(QUICK, roll)
+    with torch_threads(1):   # a module fixture is built before the tests' one-thread fixture
+        return train_toy(QUICK, roll)
 
 
 # ----------------------------------------------------------------------------- data
