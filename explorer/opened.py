@@ -23,6 +23,7 @@ from diffusion.api import (MAX_FRAMES, MAX_STRIP_PANELS, MAX_TRAJECTORY_FILE_BYT
                            evenly_spaced_steps, read_trajectory_bytes, recommended, render_gif, render_strip)
 
 from .compositions import check_formula
+from .downloads import trajectory_key
 from .figures import MARKER_COLOR, PALETTE, style
 from .models import default_model, get_model, model_info, sample_trajectory
 from .recommended_field import retrieved_setting
@@ -58,6 +59,8 @@ def open_bytes(data: bytes, name: str) -> None:
     file_id = ss["open.next_id"]
     ss["open.next_id"] += 1
     ss["open.files"] = (ss["open.files"] + [(file_id, name, opened)])[-MAX_OPENED:]
+    kept = {f[0] for f in ss["open.files"]}
+    ss["open.labels"] = {i: labels for i, labels in ss.get("open.labels", {}).items() if i in kept}
     ss["open.shown"] = file_id
     ss["open.sample"] = 0
     ss.pop("open.error", None)
@@ -85,6 +88,14 @@ def shown_file():
     return next((f for f in files if f[0] == ss.get("open.shown")), files[-1] if files else None)
 
 
+def _sample_labels(file_id: int, opened) -> list[str]:
+    """The sample picker's labels, built once per opened file (each needs the last frame as a structure)."""
+    labels = ss.setdefault("open.labels", {})
+    if file_id not in labels:
+        labels[file_id] = [_sample_label(opened, i) for i in range(len(opened.samples))]
+    return labels[file_id]
+
+
 def _sample_label(opened, index: int) -> str:
     trajectory = opened.samples[index]
     final = trajectory.structure(frame=trajectory.num_frames - 1)
@@ -110,7 +121,7 @@ def picker() -> tuple[int, object, int] | None:
     if ss.get("open.sample", 0) >= count:
         ss["open.sample"] = 0
     right.selectbox(f"Sample ({count} in the file)", list(range(count)), key="open.sample",
-                    format_func=lambda i: _sample_label(opened, i))
+                    format_func=_sample_labels(file_id, opened).__getitem__)
     for note in opened.notes:
         st.caption(note)
     return file_id, opened, int(ss["open.sample"])
@@ -121,8 +132,9 @@ def _steps(trajectory) -> list[int]:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def _frame_groups(_trajectory, key: tuple) -> list[int]:
-    """spglib's space group (0 when it finds none) of every frame; ``key`` names the trajectory for the cache."""
+def _frame_groups(_trajectory, key: str) -> list[int]:
+    """spglib's space group (0 when it finds none) of every frame; ``key`` is the trajectory's content hash (the
+    cache is shared by every session, so a session's own file numbers would not do)."""
     from diffusion.api import space_group_number
 
     groups = []
@@ -177,7 +189,7 @@ def show_frame(file_id: int, opened, index: int, t: int) -> None:
         structure = trajectory.structure(frame=k)
         numbers_table(describe(structure, shortest=float(trajectory.min_distance[k, 0])),
                       [("frame", f"{k + 1} of {trajectory.num_frames}"), ("formula", structure.composition.formula)])
-    groups = _frame_groups(trajectory, (file_id, index))
+    groups = _frame_groups(trajectory, trajectory_key(trajectory))
     st.plotly_chart(frames_figure(trajectory, groups, k), width="stretch", key="open.frames",
                     config={"displayModeBar": False})
 
