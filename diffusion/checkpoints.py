@@ -62,6 +62,7 @@ def atomic_write_text(text: str, path: Path) -> None:
 def checkpoint_dict(model: CrystalDiffusion, state_dict: dict | None = None, card: dict | None = None) -> dict:
     return {
         "format": FORMAT,
+        "family": getattr(model, "family", "diffusion"),
         "model_config": model.model_config.to_dict(),
         "process": model.process.to_dict(),
         "normalization": model.normalization.to_dict(),
@@ -286,10 +287,20 @@ def read_checkpoint(path: str | Path) -> dict:
     return data
 
 
-def model_from_dict(data: dict, name: str = "checkpoint") -> CrystalDiffusion:
+def model_from_dict(data: dict, name: str = "checkpoint"):
+    """The model a checkpoint dict describes: a ``CrystalDiffusion``, or a ``CDVAE`` for family "cdvae"."""
+    family = data.get("family", "diffusion")
     try:
-        model = CrystalDiffusion(DenoiserConfig.from_dict(data["model_config"]), ProcessConfig.from_dict(data["process"]),
-                                 Normalization.from_dict(data["normalization"]))
+        if family == "cdvae":
+            from .cdvae import CDVAE, CDVAEConfig, CDVAEProcess
+
+            model = CDVAE(CDVAEConfig.from_dict(data["model_config"]), CDVAEProcess.from_dict(data["process"]),
+                          Normalization.from_dict(data["normalization"]))
+        elif family == "diffusion":
+            model = CrystalDiffusion(DenoiserConfig.from_dict(data["model_config"]),
+                                     ProcessConfig.from_dict(data["process"]), Normalization.from_dict(data["normalization"]))
+        else:
+            raise ValueError(f"unknown model family '{family}'")
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{name}: its config is incomplete or invalid ({exc})") from None
     state = data.get("state_dict")

@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", nargs="+", required=True, help="CDVAE-format CSV file(s) or a folder of CIFs")
     t.add_argument("--out", required=True, help="checkpoint to write, e.g. checkpoints/perov_5.pt")
     t.add_argument("--task", choices=("csp", "gen"), default="csp")
+    t.add_argument("--family", choices=("diffusion", "cdvae"), default="diffusion",
+                   help="diffusion: the DiffCSP-style denoiser; cdvae: a crystal VAE with a score decoder (CDVAE)")
+    t.add_argument("--latent-dim", type=positive_int, default=128, help="cdvae: size of the latent z")
+    t.add_argument("--encoder-layers", type=positive_int, default=3, help="cdvae: message layers of the encoder")
+    t.add_argument("--num-levels", type=positive_int, default=50, help="cdvae: noise levels of the score decoder")
+    t.add_argument("--kl-weight", type=finite_float, default=0.01, help="cdvae: weight of the KL term")
     t.add_argument("--property", dest="property_name", default=None, help="property column to condition on")
     t.add_argument("--space-group", dest="use_space_group", action="store_true", help="condition on spacegroup.number")
     t.add_argument("--val-fraction", type=finite_float, default=0.1)

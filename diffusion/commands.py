@@ -222,9 +222,51 @@ def _unless_default(args, flag: str, why: str, fix: str, instead: str) -> None:
     raise ValueError(f"{why}: {fix}")
 
 
+def _sample_cdvae(args, model) -> int:
+    """``sample`` with a CDVAE checkpoint: latents from the prior decoded by annealed Langevin dynamics
+    (``--steps``: Langevin steps per noise level, ``--step-lr``: the step size eta; default the card's)."""
+    from .cdvae import LangevinConfig, langevin_decode
+
+    if args.composition or args.from_csv:
+        raise ValueError("a CDVAE model generates from its latent space, composition included: use "
+                         "--random-num-atoms (or --num-atoms N)")
+    for flag, value in (("--space-group", args.space_group), ("--template-step", args.template_step),
+                        ("--guidance", args.guidance), ("--property", args.prop), ("--sampler", args.sampler),
+                        ("--start", args.start)):
+        if value is not None and value != "none":
+            raise ValueError(f"{flag} does not apply to a CDVAE model (it samples by annealed Langevin dynamics)")
+    if args.symmetry not in (None, "none"):
+        raise ValueError("--symmetry does not apply to a CDVAE model")
+    if args.num_samples > MAX_SAMPLES:
+        raise ValueError(f"--num-samples must be at most {MAX_SAMPLES}, got {args.num_samples}")
+    if args.num_atoms is not None and args.num_atoms > model.normalization.max_atoms:
+        raise ValueError(f"--num-atoms must be at most {model.normalization.max_atoms} for this model")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bar = _progress_bar(args.num_samples, "sampling (Langevin)")
+    for start in range(0, args.num_samples, args.batch_size):
+        n = min(args.batch_size, args.num_samples - start)
+        config = LangevinConfig(steps_per_level=args.steps, step_size=args.step_lr, seed=args.seed + start,
+                                record_every=1 if args.trajectory else 10**9)
+        z = model.prior(n, torch.Generator(device=model.device).manual_seed(args.seed + start))
+        counts = None if args.num_atoms is None else torch.full((n,), args.num_atoms, dtype=torch.long)
+        trajectory = langevin_decode(model, z, config, num_atoms=counts).trajectory
+        for i in range(n):
+            name = f"sample_{start + i:03d}"
+            trajectory.structure(frame=trajectory.num_frames - 1, crystal=i).to(filename=str(out / f"{name}.cif"))
+            if args.trajectory:
+                (out / f"{name}.extxyz").write_text(trajectory.to_extxyz(crystal=i))
+        bar.update(n)
+    bar.close()
+    print(f"wrote {args.num_samples} structure(s) to {out}/")
+    return 0
+
+
 def run_sample(args, command: str) -> int:
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device)
+    if getattr(model, "family", "diffusion") == "cdvae":
+        return _sample_cdvae(args, model)
     args = with_setting(args, model)
     if args.space_group == "none":
         args.space_group = None

@@ -106,6 +106,8 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
     device = resolve_device(args.device)
     model = load_model(path, device)
     card = load_card(path)
+    if getattr(model, "family", "diffusion") == "cdvae":
+        return _finish(args, path, _evaluate_cdvae(args, model, card, device), command)
     args = with_setting(args, card if model.process.task == "csp" else {})
     if model.process.task == "gen":
         if args.template_step is not None:
@@ -220,13 +222,29 @@ def training_template_library(card: dict) -> TemplateLibrary:
     return TemplateLibrary(_training_crystals(card, "for structure templates"))
 
 
+def _evaluate_cdvae(args: EvaluationConfig, model, card: dict, device) -> dict:
+    """Reconstruction of the validation split and generation from the prior (``cdvae/evaluation.py``)."""
+    from .cdvae.evaluation import evaluate_cdvae
+
+    if args.space_group not in (None, "none") or args.template_step is not None or args.symmetry not in (None, "none"):
+        raise ValueError("a CDVAE checkpoint takes no space group, template or symmetry setting")
+    _, train_crystals, val_crystals = prepare_data(training_config(card, "cannot rebuild its splits", args.data))
+    reference = (val_crystals if args.split == "val" else train_crystals + val_crystals)[: args.limit]
+    cutoffs = coverage_cutoffs(args, card) if args.num_generated else None
+    fps = _reference_fingerprints(reference) if args.num_generated else None
+    return evaluate_cdvae(args, model, card, device, reference, train_crystals, cutoffs, fps,
+                          _lazy_fingerprints(train_crystals))
+
+
 def _finish(args: EvaluationConfig, path: Path, results: dict, command: str) -> dict:
     """Add the command; store the results in the model card when asked."""
     results["command"] = command
     if args.update_card:
         data = read_checkpoint(path)
         card = data.get("card") or load_card(path)
-        if results.get("task") == "gen":
+        if results.get("family") == "cdvae":
+            key = f"cdvae_langevin_{results['levels']}x{results['steps_per_level']}_n{results['n']}"
+        elif results.get("task") == "gen":
             key = f"gen_{args.sampler}_{results['steps']}_n{results['n']}"
         else:
             key = f"{args.sampler}_{results['steps']}_sg-{args.space_group}_k{args.num_samples}"

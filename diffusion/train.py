@@ -36,7 +36,11 @@ from .model import DenoiserConfig, count_parameters
 from .crystal_diffusion import CrystalDiffusion, Normalization, ProcessConfig
 
 STATE_FORMAT = "crystal-diffusion-train/1"
-CARRIED_CARD_FIELDS = ("about_data", "recommended", "corrector_step_lr_choice")
+CARRIED_CARD_FIELDS = ("about_data", "recommended", "corrector_step_lr_choice", "langevin_choice")
+DESCRIPTIONS = {"csp": "crystal structure prediction: atom types given, lattice + coordinates generated",
+                "gen": "ab initio generation: atom types, lattice and coordinates generated",
+                "cdvae": "CDVAE: a crystal autoencoder; a latent z decodes to atom count, lattice and composition, "
+                         "then annealed Langevin dynamics place and type the atoms"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,11 @@ class TrainConfig:
     data: tuple[str, ...]
     out: str
     task: str = "csp"
+    family: str = "diffusion"           # "diffusion" (DiffCSP-style) or "cdvae" (diffusion/cdvae/)
+    latent_dim: int = 128               # cdvae: size of the latent z
+    encoder_layers: int = 3             # cdvae: message layers of the encoder
+    num_levels: int = 50                # cdvae: noise levels of the score decoder
+    kl_weight: float = 0.01             # cdvae: weight of the KL term
     property_name: str | None = None
     use_space_group: bool = False
     val_fraction: float = 0.1
@@ -126,8 +135,9 @@ def epochs_trained(segments: list[dict], num_train: int) -> float:
     return seen / max(num_train, 1)
 
 
-def build_model(config: TrainConfig, train_crystals) -> CrystalDiffusion:
-    """A fresh model with normalization statistics fitted on the training split."""
+def build_model(config: TrainConfig, train_crystals):
+    """A fresh model (``CrystalDiffusion``, or ``CDVAE`` for family "cdvae") with normalization statistics
+    fitted on the training split."""
     lattices = torch.stack([c.lattice for c in train_crystals])
     counts = torch.tensor([c.num_atoms for c in train_crystals])
     prop_mean, prop_std = 0.0, 1.0
@@ -139,6 +149,16 @@ def build_model(config: TrainConfig, train_crystals) -> CrystalDiffusion:
         lattice=LatticeStats.fit(lattices, counts), property_mean=prop_mean, property_std=prop_std,
         elements=tuple(sorted({int(z) for c in train_crystals for z in c.atomic_numbers.tolist()})),
         max_atoms=int(counts.max()), num_atoms_counts=tuple(int(v) for v in histogram))
+    if config.family == "cdvae":
+        from .cdvae import CDVAE, CDVAEConfig, CDVAEProcess
+
+        return CDVAE(CDVAEConfig(hidden=config.hidden, layers=config.layers, encoder_layers=config.encoder_layers,
+                                 frequencies=config.frequencies, latent_dim=config.latent_dim,
+                                 use_property=config.property_name is not None),
+                     CDVAEProcess(num_levels=config.num_levels, kl_weight=config.kl_weight,
+                                  property_name=config.property_name), normalization)
+    if config.family != "diffusion":
+        raise ValueError(f"unknown model family '{config.family}' (diffusion or cdvae)")
     model_config = DenoiserConfig(hidden=config.hidden, layers=config.layers, frequencies=config.frequencies,
                                   predict_types=config.task == "gen", use_property=config.property_name is not None,
                                   use_space_group=config.use_space_group)
@@ -242,7 +262,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         # zero): ramping lr up keeps them small for weights that are already trained.
         ramp = max(1, config.warmup_steps)
         warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: min(1.0, (k + 1) / ramp))
-    if continued_process.get("corrector_step_lr") is not None:
+    if continued_process.get("corrector_step_lr") is not None and config.family == "diffusion":
         # a continued run keeps the sampler step size chosen for the weights it continues
         model.process = ema.process = replace(model.process,
                                               corrector_step_lr=float(continued_process["corrector_step_lr"]))
@@ -324,7 +344,7 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
             if step % config.val_every == 0 and rank == 0:
                 val = validation_loss(ema, val_crystals, config, device)
                 entry = {"step": step, "train_loss": round(train_loss, 5), "val_loss": round(val, 5)}
-                if config.property_name or config.use_space_group:
+                if (config.property_name or config.use_space_group) and config.family == "diffusion":
                     entry["val_loss_unconditioned"] = round(validation_loss(ema, val_crystals, config, device, 1.0), 5)
                 history.append({**entry, "wall_seconds": round(wall_before + time.time() - start_time, 1)})
                 if bar is not None:
@@ -361,9 +381,9 @@ def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_cryst
     """The model card; segments: the training record (the last one is the run writing the card)."""
     return {
         "name": Path(config.out).stem,
-        "task": config.task,
-        "description": {"csp": "crystal structure prediction: atom types given, lattice + coordinates generated",
-                        "gen": "ab initio generation: atom types, lattice and coordinates generated"}[config.task],
+        "family": config.family,
+        "task": model.process.task,
+        "description": DESCRIPTIONS[config.family if config.family == "cdvae" else config.task],
         "command": command,
         "data": [{"file": repository_relative(p), "sha256": s} for p, s in zip(config.data, dataset.sha256.split(","))],
         "split": {"val_fraction": config.val_fraction, "seed": config.split_seed, "train": len(train_crystals),
@@ -372,7 +392,7 @@ def make_card(config: TrainConfig, model: CrystalDiffusion, dataset, train_cryst
         "elements": [Element.from_Z(z).symbol for z in model.normalization.elements],
         "architecture": model.model_config.to_dict(),
         "process": model.process.to_dict(),
-        "parameters": count_parameters(model.denoiser),
+        "parameters": count_parameters(model.denoiser if config.family == "diffusion" else model),
         "steps": step,
         "epochs": round(epochs_trained(segments, len(train_crystals)), 2),
         "batch_size": config.batch_size,

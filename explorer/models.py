@@ -60,10 +60,13 @@ def default_model(models: list[ModelEntry]) -> ModelEntry:
     return next((m for m in models if m.task == "csp"), models[0])
 
 
-def available_models() -> list[ModelEntry]:
-    """The checkpoints of the models folder, read fresh on every call (cheap: a glob and small JSON cards)."""
+def available_models(family: str = "diffusion") -> list[ModelEntry]:
+    """The checkpoints of one model family in the models folder ("diffusion" or "cdvae", the card's
+    ``family``), read fresh on every call (cheap: a glob and small JSON cards)."""
     entries = []
     for info in list_checkpoints():
+        if info.card.get("family", "diffusion") != family:
+            continue
         try:
             version = info.path.stat().st_mtime_ns
         except OSError:
