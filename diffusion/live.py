@@ -2,7 +2,10 @@
 
 Made for teaching (the app's Train page): the loss is ``CrystalDiffusion.loss``, the very
 objective of ``train.py``, on a model built by ``train.build_model``; only the scale differs
-(a few crystals, ~100k parameters, T of a few hundred steps, no EMA, no checkpoints).
+(a few crystals, ~100k parameters, T of a few hundred steps, no EMA, no checkpoints). Each
+optimizer step shows every crystal ``replicas`` times, each copy at its own random t and noise, and
+the learning rate decays to zero on a cosine over the run: a tiny model needs many noise draws per
+crystal to learn where the atoms go (docs/teaching.md#train-in-class has the measurements).
 
 ``LiveTrainer`` runs ``train_live`` in a background thread on the CPU with one torch
 thread, and stops at the first of: its step budget, a stop request, a wall-time limit, or
@@ -30,7 +33,9 @@ from .crystal_diffusion import CrystalDiffusion
 from .schedules import SCHEDULE_NAMES
 from .train import TrainConfig, build_model
 
-MAX_LIVE_STEPS = 2000
+MAX_LIVE_STEPS = 10_000
+MAX_LIVE_REPLICAS = 64
+MAX_ATOMS_PER_STEP = 384       # what one step may hold (16 crystals of 24 atoms once): keeps a step cheap
 MAX_LIVE_CRYSTALS = 16
 MAX_LIVE_ATOMS = 24            # per crystal: keeps one step of 16 crystals well under 0.1 s on one core
 MAX_LIVE_SECONDS = 600.0
@@ -41,7 +46,8 @@ KEEP_GOING_EVERY_S = 0.5       # how often the trainer asks ``keep_going`` (it m
 class LiveConfig:
     """A tiny structure-prediction (CSP) model and its short training run."""
 
-    steps: int = 300               # optimizer steps (each one sees every crystal at its own random t)
+    steps: int = 5000              # optimizer steps (each one sees every crystal ``replicas`` times)
+    replicas: int = 16             # copies of each crystal per step (at most; see ``replicas_for``)
     num_steps: int = 200           # diffusion steps T
     schedule: str = "cosine"
     hidden: int = 64
@@ -62,6 +68,8 @@ class LiveConfig:
             raise ValueError(f"at most {MAX_LIVE_ATOMS} atoms per crystal, got one with {largest}")
         if not 1 <= self.steps <= MAX_LIVE_STEPS:
             raise ValueError(f"steps must be between 1 and {MAX_LIVE_STEPS}, got {self.steps}")
+        if not 1 <= self.replicas <= MAX_LIVE_REPLICAS:
+            raise ValueError(f"replicas must be between 1 and {MAX_LIVE_REPLICAS}, got {self.replicas}")
         if not 10 <= self.num_steps <= 1000:
             raise ValueError(f"T must be between 10 and 1000, got {self.num_steps}")
         if self.schedule not in SCHEDULE_NAMES:
@@ -97,14 +105,15 @@ def build_live_model(crystals: Sequence[Crystal], config: LiveConfig = LiveConfi
 def train_live(model: CrystalDiffusion, crystals: Sequence[Crystal], config: LiveConfig,
                should_stop: Callable[[], bool] = lambda: False, on_step: Callable[[LossPoint], None] | None = None,
                lock: threading.Lock | None = None) -> str:
-    """Train ``model`` in place for up to ``config.steps`` Adam steps on all of ``crystals`` at once.
+    """Train ``model`` in place for up to ``config.steps`` Adam steps on all of ``crystals`` at once
+    (each ``replicas_for`` times), the learning rate decaying from ``config.lr`` to 0 on a cosine.
 
     ``should_stop`` is asked before every step; ``on_step`` gets each step's loss; ``lock``
     (if given) is held while the weights change, so another thread can copy them safely.
     Returns why it ended: "finished", "stopped" or "time limit".
     """
     config.validate(crystals)
-    batch = CrystalBatch.from_crystals(list(crystals)).to(model.device)
+    batch = CrystalBatch.from_crystals(list(crystals) * replicas_for(crystals, config)).to(model.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator(device=model.device).manual_seed(config.seed)
     lock = lock or threading.Lock()
@@ -115,6 +124,8 @@ def train_live(model: CrystalDiffusion, crystals: Sequence[Crystal], config: Liv
             return "stopped"
         if time.perf_counter() - started > config.max_seconds:
             return "time limit"
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_learning_rate(config.lr, step, config.steps)
         terms = model.loss(batch, generator, drop_probability=0.0)  # the training objective of train.py
         optimizer.zero_grad(set_to_none=True)
         terms.total.backward()
@@ -125,6 +136,18 @@ def train_live(model: CrystalDiffusion, crystals: Sequence[Crystal], config: Liv
             on_step(LossPoint(step, float(terms.total.detach()), float(terms.lattice), float(terms.coords),
                               time.perf_counter() - started))
     return "finished"
+
+
+def replicas_for(crystals: Sequence[Crystal], config: LiveConfig) -> int:
+    """How many copies of each crystal one step holds: ``config.replicas``, fewer when the copies of
+    many or large crystals would pass ``MAX_ATOMS_PER_STEP`` atoms (never fewer than one)."""
+    atoms = sum(c.num_atoms for c in crystals)
+    return max(1, min(config.replicas, MAX_ATOMS_PER_STEP // max(atoms, 1)))
+
+
+def cosine_learning_rate(peak: float, step: int, steps: int) -> float:
+    """The learning rate of optimizer step ``step`` (1..steps): peak at step 1, falling to 0 on a half cosine."""
+    return 0.5 * peak * (1 + math.cos(math.pi * (step - 1) / max(steps, 1)))
 
 
 class LiveTrainer:

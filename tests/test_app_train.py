@@ -58,7 +58,7 @@ def _wait(trainer, condition, timeout: float = 60) -> None:
 def test_training_grows_the_loss_plot_then_sample_now(page):
     at = page
     assert any("Pick a few crystals" in i.value for i in at.info)
-    assert len(at.multiselect(key="train.entries").value) == 4, "four Perov-5 crystals picked by default"
+    assert at.multiselect(key="train.entries").value == [9, 52], "two ideal Perov-5 perovskites picked by default"
     at.selectbox(key="train.T").set_value(100)
     _train(at, 40)
     assert not at.exception and not at.error
@@ -142,8 +142,8 @@ def test_bad_input_starts_nothing(page):
 
 
 def test_the_defaults_rebuild_a_training_crystal():
-    """The page's defaults (crystals, steps, T, learning rate, seed, sampler): Sample now on the first
-    crystal rebuilds it for some of the first seeds (about 4 presses in 10 do, docs/teaching.md)."""
+    """The page's defaults (crystals, steps, copies, T, learning rate, seed, sampler): Sample now on the first
+    crystal rebuilds it in most presses (seeds 0-5; docs/teaching.md#train-in-class has the measurements)."""
     from diffusion.api import LiveConfig, LiveTrainer, composition_text, generate, load_csv, match_rms
     from explorer.live_training import DEFAULT_ENTRIES, DEFAULTS
 
@@ -153,7 +153,7 @@ def test_the_defaults_rebuild_a_training_crystal():
                         seed=DEFAULTS["train.seed"])
     trainer = LiveTrainer(crystals, config)
     trainer.start()
-    assert trainer.join(180) and trainer.status == "finished"
+    assert trainer.join(400) and trainer.status == "finished"
     model, target = trainer.snapshot(), crystals[0]
     rebuilt = []
     for seed in range(6):
@@ -161,4 +161,4 @@ def test_the_defaults_rebuild_a_training_crystal():
                               steps=config.num_steps, seed=seed)
         if match_rms(trajectory.structure(frame=trajectory.num_frames - 1), target.to_structure()) is not None:
             rebuilt.append(seed)
-    assert rebuilt, "no seed rebuilt the training crystal"
+    assert len(rebuilt) >= 4, f"only seeds {rebuilt} of 0-5 rebuilt the training crystal"

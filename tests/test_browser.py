@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import statistics
 import time
@@ -297,7 +298,7 @@ def test_compare_and_train_pages(app_url, browser):
     page.goto(f"{app_url}/Train")
     _settle(page)
     _no_errors(page)
-    steps = page.get_by_role("spinbutton", name="Optimizer steps (at most 2000)")
+    steps = page.get_by_role("spinbutton", name=re.compile(r"Optimizer steps \(at most"))
     steps.fill("300")
     steps.press("Enter")
     _settle(page)
