@@ -184,8 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=positive_int, default=None)
     e.add_argument("--json", default=None, help="write the metrics to this file")
     e.add_argument("--update-card", action="store_true", help="store the metrics in the checkpoint's model card")
-    e.add_argument("--num-generated", type=positive_int, default=500,
-                   help="ab initio checkpoints: how many crystals to generate and score")
+    e.add_argument("--num-generated", type=nonnegative_int, default=500,
+                   help="ab initio checkpoints: how many crystals to generate and score (CDVAE: 0 scores reconstruction only)")
     e.add_argument("--cutoffs", type=finite_float, nargs=2, default=None, metavar=("STRUCTURE", "COMPOSITION"),
                    help="coverage fingerprint-distance cutoffs (default: CDVAE's for the model's dataset)")
     e.add_argument("--no-novelty", dest="novelty", action="store_false",
