@@ -159,3 +159,30 @@ def test_a_tiny_cdvae_overfits_two_crystals_and_reconstructs_them(perovskites):
     # a tiny model trained for seconds places the atoms right in about half of the runs (docs/cdvae.md)
     assert all(count >= 1 for count in rebuilt.values()) and sum(rebuilt.values()) >= 4, \
         f"rebuilt per crystal out of 4 seeds: {rebuilt}"
+
+
+def test_the_latent_map_interpolation_and_property_path(perovskites):
+    from diffusion.cdvae.latent import encode_means, interpolate, optimize_property, principal_plane
+
+    config = TrainConfig(data=(), out="unused.pt", family="cdvae", hidden=32, layers=1, encoder_layers=1,
+                         frequencies=4, latent_dim=6, num_levels=5, property_name="heat_ref")
+    torch.manual_seed(0)
+    model = build_model(config, perovskites).eval()
+    latents = encode_means(model, perovskites)
+    assert latents.shape == (4, 6)
+    plane = principal_plane(latents)
+    assert torch.allclose(plane.components @ plane.components.T, torch.eye(2), atol=1e-5)
+    assert 0 < float(plane.explained.sum()) <= 1 + 1e-6 and plane.explained[0] >= plane.explained[1]
+    points = plane.project(latents)
+    assert points.shape == (4, 2)
+    # the plane's own points come back unchanged through lift and project
+    assert torch.allclose(plane.project(plane.lift(points)), points, atol=1e-4)
+    line = interpolate(latents[0], latents[1], 5)
+    assert line.shape == (5, 6) and torch.equal(line[0], latents[0]) and torch.allclose(line[-1], latents[1])
+    down = optimize_property(model, latents[0], steps=20, lr=0.1)
+    up = optimize_property(model, latents[0], steps=20, lr=0.1, maximize=True)
+    assert down.latents.shape == (21, 6) and torch.equal(down.latents[0], latents[0])
+    assert down.predicted[-1] < down.predicted[0] < up.predicted[-1], "the path follows the property head"
+    assert all(p.grad is None for p in model.parameters()), "the model is left as it was"
+    with pytest.raises(ValueError, match="property head"):
+        optimize_property(_tiny(perovskites), latents[0])
