@@ -152,7 +152,7 @@ from .crystal import CrystalError  # noqa: E402
 from .data import DATA_DIR, DatasetError, available_dataset_files, load_csv, resolve_data_file  # noqa: E402
 from .device import describe_device, resolve_device  # noqa: E402
 from .evaluation import (training_formula_units, training_space_group_predictor,  # noqa: E402
-                         training_template_library)
+                         training_template_library, validation_crystals)
 from .formula_units import formula_text  # noqa: E402
 from .live import (MAX_LIVE_ATOMS, MAX_LIVE_CRYSTALS, MAX_LIVE_SECONDS, MAX_LIVE_STEPS, LiveConfig,  # noqa: E402
                    LiveTrainer, composition_text, noise_prediction)
@@ -174,6 +174,8 @@ from .templates import NO_TEMPLATE  # noqa: E402
 from .tolerances import CSP_MATCHER_TOLERANCES, SYMPREC, VALID_MIN_DISTANCE  # noqa: E402
 from .wyckoff import SymmetricCell, constraint_from_template, symmetric_request  # noqa: E402
 from . import toy2d  # noqa: E402  (the 2D page's whole core: points in a plane before crystals)
+from . import cdvae  # noqa: E402  (the CDVAE family: model, annealed Langevin sampler, latent space)
+from .cdvae import latent as cdvae_latent  # noqa: E402
 from .trajectory_files import MAX_FILE_BYTES as MAX_TRAJECTORY_FILE_BYTES  # noqa: E402
 from .trajectory_files import OpenedTrajectories, TrajectoryFileError, read_trajectory_bytes  # noqa: E402
 
@@ -194,5 +196,6 @@ __all__ = [
     'sample_num_atoms', 'SampleRequest', 'SamplingConfig', 'SCHEDULE_NAMES', 'ScheduleValues', 'StabilityResult',
     'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',
     'training_template_library', 'Trajectory', 'VALID_MIN_DISTANCE', 'MAX_TRAJECTORY_FILE_BYTES',
-    'OpenedTrajectories', 'TrajectoryFileError', 'read_trajectory_bytes', 'toy2d'
+    'OpenedTrajectories', 'TrajectoryFileError', 'read_trajectory_bytes', 'toy2d', 'cdvae', 'cdvae_latent',
+    'validation_crystals'
 ]

@@ -207,6 +207,16 @@ def _training_crystals(card: dict, why: str) -> list:
     return train
 
 
+def validation_crystals(card: dict) -> list:
+    """A checkpoint's own validation split, rebuilt from the files its card names (the Latent space map)."""
+    config = training_config(card, "its validation crystals cannot be rebuilt")
+    missing = [path for path in config.data if not resolve_data_file(path).exists()]
+    if missing:
+        raise ValueError(f"the data {', '.join(missing)} is not here (the validation crystals come from it)")
+    _, _, val = prepare_data(config)
+    return val
+
+
 def training_space_group_predictor(card: dict) -> SpaceGroupPredictor:
     """The space-group vote over a checkpoint's own training split."""
     return SpaceGroupPredictor(_training_crystals(card, "to predict space groups"))
