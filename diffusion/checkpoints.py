@@ -137,6 +137,9 @@ def headline_metrics(card: dict) -> list[dict]:
     rows = []
     metrics = card.get("metrics")
     for key, result in (metrics.items() if isinstance(metrics, dict) else ()):
+        if isinstance(result, dict) and result.get("family") == "cdvae":
+            rows += _cdvae_rows(result)
+            continue
         if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
             continue
         m = result["metrics"]
@@ -171,6 +174,69 @@ def headline_metrics(card: dict) -> list[dict]:
                 row["cRMSE"] = _number(polymorphs.get("crmse"))
         rows.append({**row, "n": m.get("n"), "at step": result.get("checkpoint_steps")})
     return rows
+
+
+def _langevin_text(result: dict) -> str:
+    eta = result.get("step_lr")
+    return (f"Langevin {result.get('levels')} levels x {result.get('steps_per_level')}"
+            + (f" (step size {eta:g})" if isinstance(eta, (int, float)) else ""))
+
+
+def _cdvae_rows(result: dict) -> list[dict]:
+    """A CDVAE evaluation as headline rows: reconstruction (match rate, RMSE) and generation (validity, coverage)."""
+    rows, sampler = [], _langevin_text(result)
+    recon = result.get("reconstruction")
+    if isinstance(recon, dict):
+        rows.append({"run": f"{sampler}, reconstruction from the encoded latent", "match rate": _percent(recon.get("match_rate")),
+                     "RMSE": _number(recon.get("rmse")), "validity": _percent(recon.get("structural_validity")),
+                     "n": recon.get("n"), "at step": result.get("checkpoint_steps")})
+    gen = result.get("generation")
+    if isinstance(gen, dict):
+        rows.append({"run": f"{sampler}, generation from the prior", "validity": _percent(gen.get("validity")),
+                     "COV-R": _percent(gen.get("cov_recall")), "COV-P": _percent(gen.get("cov_precision")),
+                     "density W": _number(gen.get("density_wasserstein")), "n": gen.get("n"),
+                     "at step": result.get("checkpoint_steps")})
+    return rows
+
+
+def _cdvae_tables(metrics: dict) -> list[str]:
+    """The model card's tables for CDVAE evaluations (reconstruction, then generation)."""
+    runs = {k: r for k, r in metrics.items() if isinstance(r, dict) and r.get("family") == "cdvae"}
+    if not runs:
+        return []
+    lines = ["| run | at step | n | reconstruction match | RMSE | struct. validity | atom count right | "
+             "composition right | s per crystal |", "|---|---|---|---|---|---|---|---|---|"]
+    for key, result in runs.items():
+        r = result.get("reconstruction") or {}
+        lines.append(f"| {key} | {result.get('checkpoint_steps')} | {r.get('n')} | {r.get('match_rate')} | {r.get('rmse')} | "
+                     f"{r.get('structural_validity')} | {r.get('num_atoms_right')} | {r.get('composition_right')} | "
+                     f"{r.get('seconds_per_structure')} |")
+    generated = {k: r["generation"] for k, r in runs.items() if isinstance(r.get("generation"), dict)}
+    if generated:
+        lines += ["", "| run | generated | reference | struct. validity | comp. validity | COV-R | COV-P | density W | "
+                      "#elements W | uniqueness | novelty | s per crystal |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for key, g in generated.items():
+            lines.append(f"| {key} | {g.get('n')} | {g.get('n_reference')} | {g.get('structural_validity')} | "
+                         f"{g.get('compositional_validity')} | {g.get('cov_recall')} | {g.get('cov_precision')} | "
+                         f"{g.get('density_wasserstein')} | {g.get('num_elements_wasserstein')} | {g.get('uniqueness')} | "
+                         f"{g.get('novelty')} | {g.get('seconds_per_structure')} |")
+    return lines
+
+
+def _langevin_lines(card: dict) -> list[str]:
+    """A CDVAE's default Langevin sampler and, when a sweep chose it, how."""
+    process = card.get("process") or {}
+    if card.get("family") != "cdvae" or "langevin_step" not in process:
+        return []
+    line = (f"- Langevin sampler: {process.get('num_levels')} noise levels x {process.get('steps_per_level')} steps, "
+            f"step size eta = {process.get('langevin_step'):g} (gamma = eta sigma^2)")
+    choice = card.get("langevin_choice")
+    if isinstance(choice, dict):
+        rows = "; ".join(f"eta {r.get('step_lr'):g} x {r.get('steps_per_level')}: {_percent(r.get('match_rate'))}"
+                         for r in choice.get("rows", []) if isinstance(r, dict))
+        line += (f", chosen by reconstruction match rate on {choice.get('n')} validation crystals at step "
+                 f"{choice.get('at_step')} by `{choice.get('command')}` ({rows})")
+    return [line]
 
 
 def _step_lr_lines(card: dict) -> list[str]:
@@ -217,12 +283,14 @@ def card_markdown(card: dict) -> str:
              f"{card.get('wall_seconds')} s wall time on {hardware_summary(card)}",
              *[f"- steps {seg.get('from_step')}-{seg.get('to_step')}: `{seg.get('command')}`"
                for seg in card.get("segments") or [] if len(card.get("segments")) > 1],
-             *_step_lr_lines(card), *_recommended_lines(card), "",
+             *_step_lr_lines(card), *_langevin_lines(card), *_recommended_lines(card), "",
              "## Validation metrics", ""]
     metrics = card.get("metrics") or {}
     if not metrics:
         lines.append("None measured yet (`python -m diffusion evaluate --checkpoint NAME --update-card`).")
     else:
+        lines += _cdvae_tables(metrics)
+        metrics = {k: r for k, r in metrics.items() if r.get("family") != "cdvae"}
         csp = {k: r for k, r in metrics.items() if r.get("task", "csp") == "csp"}
         gen = {k: r for k, r in metrics.items() if r.get("task") == "gen"}
         if csp:
@@ -336,6 +404,23 @@ def set_corrector_step_lr(path: str | Path, step_lr: float, evidence: dict) -> N
     card["corrector_step_lr_choice"] = evidence
     model = model_from_dict(data, path.name)
     save_checkpoint(model, path, card)
+
+
+def set_langevin_defaults(path: str | Path, step_size: float, steps_per_level: int, evidence: dict) -> None:
+    """Store a CDVAE checkpoint's default Langevin step size eta and steps per level (weights unchanged), with
+    the measurements that chose them in its card (``langevin_choice``)."""
+    if not (0 < step_size <= 1) or steps_per_level < 1:
+        raise ValueError(f"need 0 < step size <= 1 and steps per level >= 1, got {step_size}, {steps_per_level}")
+    path = Path(path)
+    data = read_checkpoint(path)
+    if data.get("family") != "cdvae":
+        raise CheckpointError(f"{path.name} is not a CDVAE checkpoint")
+    update = {"langevin_step": float(step_size), "steps_per_level": int(steps_per_level)}
+    data["process"] = {**data["process"], **update}
+    card = data.get("card") or load_card(path)
+    card["process"] = {**card.get("process", {}), **update}
+    card["langevin_choice"] = evidence
+    save_checkpoint(model_from_dict(data, path.name), path, card)
 
 
 def load_card(path: Path) -> dict:

@@ -181,7 +181,22 @@ def test_shipped_checkpoint_loads_safely_and_matches_its_card(info):
     assert info.path.stat().st_size < 20 * 2 ** 20  # small enough for git
 
 
-@pytest.mark.parametrize("info", list_checkpoints(SHIPPED), ids=lambda info: info.name)
+DIFFUSION_SHIPPED = [info for info in list_checkpoints(SHIPPED) if info.card.get("family", "diffusion") == "diffusion"]
+CDVAE_SHIPPED = [info for info in list_checkpoints(SHIPPED) if info.card.get("family") == "cdvae"]
+
+
+@pytest.mark.parametrize("info", CDVAE_SHIPPED, ids=lambda info: info.name)
+def test_shipped_langevin_defaults_are_the_ones_its_card_chose(info):
+    """A CDVAE's Langevin step size and steps per level in its weights file are the best reconstruction row of
+    the table its card keeps (benchmarks/langevin_step.py --apply)."""
+    model = load_model(info.name, folder=SHIPPED)
+    choice = info.card["langevin_choice"]
+    best = max(choice["rows"], key=lambda r: (r["match_rate"], -(r["rmse"] or 1.0), -r["seconds_per_structure"]))
+    assert (model.process.langevin_step, model.process.steps_per_level) == (best["step_lr"], best["steps_per_level"])
+    assert choice["chosen"] == {"step_lr": best["step_lr"], "steps_per_level": best["steps_per_level"]}
+
+
+@pytest.mark.parametrize("info", DIFFUSION_SHIPPED, ids=lambda info: info.name)
 def test_shipped_corrector_step_is_the_one_its_card_chose(info):
     """A pc step size chosen by benchmarks/corrector_step.py is in the weights file, and it is the row with the
     best match rate of the table the card keeps; without a choice a checkpoint keeps DiffCSP's Perov-5 value."""
