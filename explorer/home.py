@@ -82,6 +82,9 @@ def _card(entry) -> None:
     info, error = try_model_info(entry)
     task = {"csp": "crystal structure prediction (give a composition; the model makes the structure)",
             "gen": "ab initio generation (the model chooses elements and structure)"}.get(entry.task, entry.task)
+    if entry.family == "cdvae":
+        task = ("CDVAE, a crystal autoencoder: a latent z decodes to a crystal by annealed Langevin dynamics "
+                "(see the Latent space page)")
     st.markdown(f"#### `{entry.name}`")
     st.markdown(f"**Task:** {task}")
     if card.get("description"):
@@ -103,7 +106,11 @@ def _card(entry) -> None:
         (f"- **Split:** {split.get('train', '?')} training / {split.get('validation', '?')} validation crystals, "
          f"at most {split.get('max_atoms', '?')} atoms per cell") if split else "- **Split:** ?",
         f"- **Conditions:** {', '.join(cond) or 'none'}",
-        f"- **Elements known:** {len(info.elements) if info else '?'}; **diffusion steps T:** {info.num_steps if info else '?'}",
+        (f"- **Elements known:** {len(info.elements) if info else '?'}; **diffusion steps T:** {info.num_steps if info else '?'}"
+         if entry.family != "cdvae" else
+         f"- **Elements known:** {len(info.elements) if info else '?'}; **Langevin decoding:** "
+         f"{(card.get('process') or {}).get('num_levels', '?')} noise levels x "
+         f"{(card.get('process') or {}).get('steps_per_level', '?')} steps"),
         f"- **Parameters:** {card['parameters']:,}" if isinstance(card.get("parameters"), int) else "- **Parameters:** ?",
         f"- **Training:** {training_summary(card)}",
     ]
@@ -114,7 +121,7 @@ def _card(entry) -> None:
 
 def models_section() -> None:
     st.subheader("Models")
-    models = available_models()
+    models = available_models() + available_models("cdvae")
     if not models:
         st.warning(f"No trained models found in `{models_folder()}`. Train one with "
                    "`python -m diffusion train --data ... --out checkpoints/<name>.pt`.")

@@ -37,8 +37,14 @@ class ModelEntry:
         return str(self.card.get("task") or "csp")
 
     @property
+    def family(self) -> str:
+        """"diffusion" or "cdvae" (the card's ``family``; cards written before it are diffusion models)."""
+        return str(self.card.get("family") or "diffusion")
+
+    @property
     def label(self) -> str:
-        task = {"csp": "structure from a composition", "gen": "ab initio"}.get(self.task, self.task)
+        task = ("CDVAE" if self.family == "cdvae" else
+                {"csp": "structure from a composition", "gen": "ab initio"}.get(self.task, self.task))
         return f"{self.name} ({task})"
 
 
@@ -191,6 +197,13 @@ def _info(path: str, version: int) -> ModelInfo:
     max_atoms = int(norm.get("max_atoms") or 20)
     typical = max(range(len(counts)), key=lambda n: counts[n]) if counts and sum(counts) > 0 else min(8, max_atoms)
     use_property = bool(config.get("use_property"))
+    if data.get("family") == "cdvae":   # no diffusion steps: Langevin levels x steps per level
+        return ModelInfo(task="cdvae", num_steps=int(process["num_levels"]) * int(process["steps_per_level"]),
+                         elements=tuple(int(z) for z in norm.get("elements") or ()), max_atoms=max_atoms,
+                         typical_atoms=max(1, int(typical)), use_property=use_property,
+                         property_name=process.get("property_name") if use_property else None,
+                         property_mean=float(norm.get("property_mean", 0.0)),
+                         property_std=float(norm.get("property_std", 1.0)), use_space_group=False)
     steps = ProcessConfig.from_dict(process).num_steps   # T: the checkpoint's own process config, read one way
     return ModelInfo(task=str(process.get("task") or "csp"), num_steps=steps,
                      elements=tuple(int(z) for z in norm.get("elements") or ()), max_atoms=max_atoms,

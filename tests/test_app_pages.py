@@ -163,3 +163,30 @@ def test_home_shows_shipped_cards_readably(tmp_path, monkeypatch):
     tables = [df.value for df in at.dataframe]
     assert tables and all("{" not in str(v) for table in tables for v in table.to_numpy().ravel())
     assert any("match rate" in table.columns for table in tables) and any("COV-R" in table.columns for table in tables)
+
+
+def test_a_cdvae_checkpoint_is_listed_on_home_and_kept_off_the_diffusion_pages(app_env, tmp_path, monkeypatch,
+                                                                                 perov_rows):
+    """Home lists both families (a CDVAE card says how it decodes); Generate's and Batch's model pickers offer
+    only the diffusion models, whose pages cannot run a CDVAE."""
+    import shutil
+
+    from diffusion.cli import main
+
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(app_env, folder, ignore=shutil.ignore_patterns("run-*"))
+    assert main(["train", "--family", "cdvae", "--data", str(perov_rows), "--out", str(folder / "tiny_cdvae.pt"),
+                 "--hidden", "16", "--layers", "1", "--encoder-layers", "1", "--latent-dim", "4", "--num-levels", "5",
+                 "--max-steps", "2", "--batch-size", "8", "--val-every", "2", "--run-dir", str(tmp_path / "run"),
+                 "--quiet"]) == 0
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(folder))
+    at = _run("app.py")
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "`tiny_cdvae`" in text and "`tiny_csp`" in text
+    assert "Langevin decoding:** 5 noise levels x 10 steps" in text
+    for page in ("pages/3_Generate.py", "pages/4_Batch_and_metrics.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        options = [o for box in at.selectbox for o in box.options if "tiny" in str(o)]
+        assert options and not any("cdvae" in str(o) for o in options), (page, options)
