@@ -318,3 +318,32 @@ def reverse_panels(schedule, steps: int | None, t: int, sampler: str, task: str 
                             "The same mix is applied to ŝ (and the type logits): w > 0 exaggerates what the "
                             "condition changes.", "guidance"))
     return panels
+
+
+# ------------------------------------------------------------------------------ CDVAE (annealed Langevin)
+
+def langevin_panels(step, score_rms: float | None = None) -> list[Panel]:
+    """The Langevin update that produced a CDVAE frame (``diffusion.cdvae.LangevinStep``: level, sigma_l,
+    gamma, eta, step within the level), with its numbers; the first frame (level 0) shows the start."""
+    if step.level == 0:
+        return [Panel("The start (before any Langevin step)",
+                      (r"z \sim \mathcal{N}(0, I)\ \to\ N,\ L,\ \text{composition from the heads of } z",
+                       r"F \sim \mathcal{U}[0, 1)^{N \times 3}"),
+                      "The latent z decides the atom count, the cell and the elements; the positions start uniform "
+                      "on the torus and the Langevin steps place them.", "coords")]
+    l, n = step.level, step.steps_per_level
+    score = "" if score_rms is None else rf",\qquad \mathrm{{rms}}\,\hat s_\theta/\sqrt{{E[s^2]}} = {number(score_rms)}"
+    update = (r"\begin{aligned}F &\leftarrow \big(F + \gamma_l\,\hat s_\theta(F, A \mid z, \sigma_l) + \sqrt{2\gamma_l}\,\xi\big)"
+              r" \bmod 1,\qquad \xi \sim \mathcal{N}(0, I)\\"
+              + rf"F &\leftarrow (F + {number(step.gamma)}\,\hat s + {number(math.sqrt(2 * step.gamma))}\,\xi) \bmod 1"
+              + r"\end{aligned}")
+    size = (rf"\gamma_l = \eta\,\sigma_l^2 = {number(step.eta)} \times {number(step.sigma)}^2 = {number(step.gamma)},"
+            rf"\qquad l = {l} \text{{ of }} {step.num_levels},\ \text{{step }} {step.step_in_level} \text{{ of }} {n}" + score)
+    types = r"A \leftarrow \arg\max_{\text{assignment of the composition}} \textstyle\sum_i \log p_\theta(A_i \mid F, z, \sigma_l)"
+    return [Panel("Annealed Langevin step (CDVAE)", (update, size),
+                  "The score network moves every atom a step of size γ up the learned log-density at noise level "
+                  "σ_l, plus fresh noise; the levels shrink from the widest to the narrowest, n steps each.",
+                  "coords"),
+            Panel("Which atom is which", (types,),
+                  "The composition stays the one z predicted; the decoder's type probabilities decide which atom "
+                  "gets which element after every step.", "types")]

@@ -14,8 +14,8 @@ from .formula_units_field import formula_units_button
 from .generate_state import on_model_change, on_sampler_change, settings_to_widgets
 from .models import ModelEntry, ModelInfo, find_template, model_entry, precision_help, try_model_info
 from .recommended_field import recommended_line
-from .settings import (DEFAULT_PRECISION, DEFAULT_TEMPLATE_STEP, MAX_SEED, PRECISION_LABELS, SAMPLER_LABELS,
-                       SAMPLER_NAMES, GenerateSettings)
+from .settings import (DEFAULT_PRECISION, DEFAULT_TEMPLATE_STEP, LANGEVIN, MAX_LANGEVIN_STEPS_PER_LEVEL, MAX_SEED,
+                       PRECISION_LABELS, SAMPLER_LABELS, SAMPLER_NAMES, GenerateSettings)
 from .space_group_field import space_group_field
 
 ss = st.session_state
@@ -86,6 +86,8 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         if info is None:
             st.error(load_error)
             return entry, None, None, load_error
+        if info.task == "cdvae":
+            return entry, info, _cdvae_controls(entry, info, middle, right), None
         if info.task == "csp":
             numbers, problem = composition_field(
                 info, "gen.composition", "Composition (atoms in the cell)",
@@ -155,6 +157,33 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, Ge
         precision=ss.get("gen.precision", DEFAULT_PRECISION),
         symmetry=keep_symmetry)
     return entry, info, settings, (problems[0] if problems else None)
+
+
+def _cdvae_controls(entry: ModelEntry, info: ModelInfo, middle, right) -> GenerateSettings:
+    """A CDVAE: a latent z drawn from N(0, I) with the seed, decoded by annealed Langevin dynamics."""
+    process = entry.card.get("process") or {}
+    st.number_input("Number of atoms (0: the one z predicts)", min_value=0, max_value=info.max_atoms, step=1,
+                    key="gen.num_atoms", help="A CDVAE reads the atom count, the cell and the composition from its "
+                                              "latent z; a number here overrides the count.")
+    with middle:
+        st.caption("A CDVAE takes no condition here: the seed draws a latent z from N(0, I), and z decides the "
+                   "elements, the cell and (through the score network) the positions. Walk its latent space, and "
+                   "steer a property, on the *Latent space* page.")
+    with right:
+        st.caption(f"Sampler: annealed Langevin dynamics over {process.get('num_levels', '?')} noise levels "
+                   "(the CDVAE family has no DDPM or DDIM).")
+        st.number_input("Langevin steps per noise level", min_value=1, max_value=MAX_LANGEVIN_STEPS_PER_LEVEL, step=1,
+                        key="gen.steps", help="The model's own default was chosen on its validation split "
+                                              "(see its card); more steps settle the atoms better at each level.")
+        st.number_input("Step size η (γ_l = η σ_l²)", min_value=0.001, max_value=1.0, step=0.05, format="%.3f",
+                        key="gen.eta", help="How far each Langevin step moves the atoms, relative to the level's width.")
+        st.number_input("Seed", min_value=0, max_value=MAX_SEED, step=1, key="gen.seed",
+                        help="Draws the latent z and the Langevin noise: same seed, same crystal.")
+    default_eta = float(process.get("langevin_step", 0.0))
+    eta = float(ss["gen.eta"])
+    return GenerateSettings(model=entry.name, num_atoms=int(ss.get("gen.num_atoms", 0)), sampler=LANGEVIN,
+                            steps=int(ss["gen.steps"]), seed=int(ss["gen.seed"]),
+                            step_size=None if abs(eta - default_eta) < 1e-12 else eta)
 
 
 def symmetry_box(entry: ModelEntry, numbers: list[int] | None, space_group: int | None) -> bool:

@@ -23,12 +23,12 @@ from .compositions import typed_atoms
 from .page_state import start_page_state
 from .recommended_field import apply_recommended
 from .result import Result
-from .settings import DEFAULT_STEPS, GenerateSettings, from_query
+from .settings import DEFAULT_SAMPLER, DEFAULT_STEPS, LANGEVIN, SAMPLER_LABELS, GenerateSettings, from_query
 
 PREFIX = "gen"
 WIDGETS = ("gen.model", "gen.composition", "gen.num_atoms", "gen.sg_text", "gen.use_prop", "gen.prop",
            "gen.guidance", "gen.sampler", "gen.steps", "gen.seed", "gen.start", "gen.template_step", "gen.precision",
-           "gen.symmetry")
+           "gen.symmetry", "gen.eta")
 ss = st.session_state
 
 
@@ -49,14 +49,24 @@ def settings_to_widgets(settings: GenerateSettings, info: ModelInfo | None) -> N
     elif info is not None and info.use_property:
         ss["gen.prop"] = round(info.property_mean, 3)
     ss["gen.guidance"] = float(settings.guidance)
-    ss["gen.sampler"] = settings.sampler
+    if settings.sampler in SAMPLER_LABELS:   # a CDVAE's "langevin" is no choice of the diffusion samplers' box
+        ss["gen.sampler"] = settings.sampler
     ss["gen.steps"] = int(settings.steps)
+    if info is not None and info.task == "cdvae":
+        _cdvae_widgets(settings, info)
+        ss["gen.langevin_steps"] = True
     ss["gen.seed"] = int(settings.seed)
     ss["gen.precision"] = settings.precision
     ss["gen.start"] = "noise" if settings.template_step is None else "template"
     ss["gen.symmetry"] = bool(settings.symmetry)
     if settings.template_step is not None:
         ss["gen.template_step"] = int(settings.template_step)
+
+
+def _cdvae_widgets(settings: GenerateSettings, info: ModelInfo) -> None:
+    """A CDVAE's widgets: steps per level and eta (the model's own unless the settings say otherwise)."""
+    ss["gen.eta"] = float(settings.step_size if settings.step_size is not None else info.langevin_step)
+    ss["gen.num_atoms"] = int(min(max(settings.num_atoms, 0), info.max_atoms))
 
 
 def init_state(models: list[ModelEntry]) -> None:
@@ -88,9 +98,16 @@ def on_model_change(models: list[ModelEntry]) -> None:
     info, _ = try_model_info(entry) if entry else (None, None)
     if info is None:
         return
+    came_from_cdvae = ss.pop("gen.langevin_steps", False)
+    if info.task == "cdvae":   # its own sampler: the model's steps per level and eta, the atom count from z
+        ss["gen.steps"], ss["gen.eta"], ss["gen.num_atoms"] = info.steps_per_level, info.langevin_step, 0
+        ss["gen.langevin_steps"] = True
+        return
+    if came_from_cdvae:        # gen.steps held Langevin steps per level: back to the sampler's default
+        ss["gen.steps"] = DEFAULT_STEPS.get(ss.get("gen.sampler", DEFAULT_SAMPLER), 100)
     ss["gen.steps"] = min(int(ss.get("gen.steps", 100)), info.num_steps)
     ss["gen.num_atoms"] = min(int(ss.get("gen.num_atoms", info.typical_atoms)), info.max_atoms)
-    if info.task == "gen" and "gen.num_atoms" not in ss:
+    if info.task == "gen" and ("gen.num_atoms" not in ss or ss["gen.num_atoms"] < 1):  # a CDVAE's 0 = "from z"
         ss["gen.num_atoms"] = info.typical_atoms
     if info.use_property:
         ss["gen.prop"] = round(info.property_mean, 3)

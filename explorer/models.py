@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, ProcessConfig, SamplingConfig,
+from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, ProcessConfig, SamplingConfig, cdvae,
                            check_composition, checkpoint_folder, constraint_from_template, describe_device,
                            fast_bfloat16, generate, list_checkpoints, load_card, load_model, read_checkpoint,
                            resolve_device, sample, symmetric_request, training_formula_units,
@@ -85,9 +85,10 @@ def models_folder() -> str:
     return str(checkpoint_folder())
 
 
-def require_models() -> list[ModelEntry]:
-    """The available models; with none, a message that says how to get one, and the page stops there."""
-    models = available_models()
+def require_models(families: tuple[str, ...] = ("diffusion",)) -> list[ModelEntry]:
+    """The available models of these families; with none, a message that says how to get one, and the page
+    stops there."""
+    models = [m for family in families for m in available_models(family)]
     if not models:
         st.error(f"No trained models found in `{models_folder()}`. Train one with `crystal-diffusion train ...` "
                  "or point CRYSTAL_DIFFUSION_CHECKPOINTS at a folder of checkpoints.")
@@ -138,6 +139,15 @@ def _constrained(model, library, settings: GenerateSettings, num_samples: int, r
     return sample(model, request, config, progress)
 
 
+def _decode_cdvae(model, settings: GenerateSettings, record: str, progress):
+    """A CDVAE's trajectory: z ~ N(0, I) from the seed, decoded by annealed Langevin dynamics (every step kept)."""
+    z = model.prior(1, torch.Generator(device=model.device).manual_seed(int(settings.seed)))
+    counts = None if settings.num_atoms <= 0 else torch.tensor([int(settings.num_atoms)])
+    config = cdvae.LangevinConfig(steps_per_level=int(settings.steps), step_size=settings.step_size,
+                                  seed=int(settings.seed), record_every=1 if record == "all" else 10**9)
+    return cdvae.langevin_decode(model, z, config, num_atoms=counts, progress=progress).trajectory
+
+
 @st.cache_data(max_entries=24, show_spinner=False)
 def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_samples: int = 1,
                       record: str = "all"):
@@ -154,6 +164,8 @@ def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_s
             bar.progress(done / total, text=f"Sampling: step {done} of {total}")
 
     try:
+        if getattr(model, "family", "diffusion") == "cdvae":
+            return _decode_cdvae(model, settings, record, progress)
         kwargs = settings.generate_kwargs(model.process.task)
         if settings.symmetry and model.process.task == "csp":
             return _constrained(model, _template_library(path, version), settings, num_samples, record, progress)
@@ -182,6 +194,8 @@ class ModelInfo:
     property_mean: float
     property_std: float
     use_space_group: bool
+    steps_per_level: int = 0        # CDVAE: its default Langevin steps per noise level (0 for diffusion models)
+    langevin_step: float = 0.0      # CDVAE: its default step size eta
 
     @property
     def element_symbols(self) -> list[str]:
@@ -203,7 +217,8 @@ def _info(path: str, version: int) -> ModelInfo:
                          typical_atoms=max(1, int(typical)), use_property=use_property,
                          property_name=process.get("property_name") if use_property else None,
                          property_mean=float(norm.get("property_mean", 0.0)),
-                         property_std=float(norm.get("property_std", 1.0)), use_space_group=False)
+                         property_std=float(norm.get("property_std", 1.0)), use_space_group=False,
+                         steps_per_level=int(process["steps_per_level"]), langevin_step=float(process["langevin_step"]))
     steps = ProcessConfig.from_dict(process).num_steps   # T: the checkpoint's own process config, read one way
     return ModelInfo(task=str(process.get("task") or "csp"), num_steps=steps,
                      elements=tuple(int(z) for z in norm.get("elements") or ()), max_atoms=max_atoms,

@@ -35,7 +35,12 @@ class Result:
 
 
 def result_of(model, result_id: int, settings: GenerateSettings, trajectory, seconds: float) -> Result:
-    """A Result with the schedule numbers of the model that sampled it."""
+    """A Result with the schedule numbers of the model that sampled it (a CDVAE has no schedule: its noise
+    levels and step sizes are in the trajectory's ``coefficients``, one per frame)."""
+    if getattr(model, "family", "diffusion") == "cdvae":
+        return Result(id=result_id, settings=settings, task="cdvae", trajectory=trajectory, abar=np.ones(1),
+                      sigma=model.sigma.detach().cpu().double().numpy(), seconds=seconds, schedule=None,
+                      step_lr=model.process.langevin_step)
     return Result(id=result_id, settings=settings, task=model.process.task, trajectory=trajectory,
                   abar=model.abar.detach().cpu().double().numpy(), sigma=model.sigma.detach().cpu().double().numpy(),
                   seconds=seconds, schedule=model.schedule, step_lr=model.process.corrector_step_lr)

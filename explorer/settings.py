@@ -17,7 +17,10 @@ SAMPLER_LABELS = {
     "ddpm": "DDPM (ancestral, the course's algorithm)",
     "pc": "Predictor-corrector (DDPM + Langevin)",
 }
-SAMPLER_NAMES = {"ddim": "DDIM", "ddpm": "DDPM", "pc": "predictor-corrector"}  # in running text
+SAMPLER_NAMES = {"ddim": "DDIM", "ddpm": "DDPM", "pc": "predictor-corrector",
+                 "langevin": "annealed Langevin"}  # in running text
+LANGEVIN = "langevin"    # the sampler of a CDVAE (its own family: diffusion.cdvae)
+MAX_LANGEVIN_STEPS_PER_LEVEL = 100
 PRECISION_LABELS = {
     "float32": "float32 (exact)",
     "bfloat16": "bfloat16 products (faster, large cells)",
@@ -50,6 +53,7 @@ class GenerateSettings:
     template_step: int | None = None    # csp: start from the nearest training crystal noised to this step
     symmetry: bool = False              # csp with a space group: keep its Wyckoff orbits at every step
     precision: str = DEFAULT_PRECISION  # of the network's matrix products (diffusion.precision)
+    step_size: float | None = None      # CDVAE: the Langevin step size eta (None = the model's); steps = per level
 
     def generate_kwargs(self, task: str) -> dict:
         """Keyword arguments for ``diffusion.generate`` (the task decides composition vs. atoms)."""
@@ -67,6 +71,10 @@ class GenerateSettings:
         return self.space_group is not None or self.prop is not None
 
     def summary(self, task: str) -> str:
+        if task == "cdvae":
+            atoms = f"{self.num_atoms} atoms" if self.num_atoms > 0 else "atom count from z"
+            eta = f" · eta {self.step_size:g}" if self.step_size is not None else ""
+            return f"{atoms} · {self.model} · Langevin {self.steps} per level{eta} · seed {self.seed}"
         atoms = f"{self.num_atoms} atoms" if self.num_atoms > 0 else "atom count from the data"
         what = atoms if task == "gen" else self.composition
         extra = []
@@ -88,6 +96,12 @@ class GenerateSettings:
     def to_query(self, task: str) -> dict[str, str]:
         """The URL query parameters that reproduce this run."""
         query = {"model": self.model}
+        if task == "cdvae":
+            query.update(atoms=str(int(self.num_atoms)), sampler=LANGEVIN, steps=str(int(self.steps)),
+                         seed=str(int(self.seed)))
+            if self.step_size is not None:
+                query["eta"] = f"{self.step_size:g}"
+            return query
         if task == "gen":
             query["atoms"] = str(int(self.num_atoms))
         else:
@@ -172,7 +186,8 @@ def from_query(params: Mapping[str, str], models: Mapping[str, int], default: Ge
             values["composition"] = text  # checked against the model by the page, next to the input
         else:
             errors.append("'formula' must be 1 to 200 characters")
-    if "atoms" in params and (n := _int(params["atoms"], "atoms", 1, 100, errors)) is not None:
+    if "atoms" in params and (n := _int(params["atoms"], "atoms", 0 if params.get("sampler") == LANGEVIN else 1, 100,
+                                        errors)) is not None:
         values["num_atoms"] = n
     if "sg" in params:
         number, message = parse_space_group(params["sg"])
@@ -184,7 +199,7 @@ def from_query(params: Mapping[str, str], models: Mapping[str, int], default: Ge
         values["prop"] = p
     if "w" in params and (w := _float(params["w"], "w", errors, 0.0, MAX_GUIDANCE)) is not None:
         values["guidance"] = w
-    if "sampler" in params and (sampler := _choice(params["sampler"], "sampler", SAMPLER_LABELS, errors)):
+    if "sampler" in params and (sampler := _choice(params["sampler"], "sampler", (*SAMPLER_LABELS, LANGEVIN), errors)):
         values["sampler"] = sampler
     if "steps" in params and (s := _int(params["steps"], "steps", 1, T, errors)) is not None:
         values["steps"] = s
@@ -196,6 +211,8 @@ def from_query(params: Mapping[str, str], models: Mapping[str, int], default: Ge
         values["template_step"] = t0
     if "symmetry" in params and _choice(params["symmetry"], "symmetry", ("wyckoff",), errors):
         values["symmetry"] = True
+    if "eta" in params and (eta := _float(params["eta"], "eta", errors, 1e-6, 1.0)) is not None:
+        values["step_size"] = eta
     if "precision" in params and (precision := _choice(params["precision"], "precision", PRECISION_LABELS, errors)):
         values["precision"] = precision
     step = None

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from .equation_view import show_panels
-from .equations import reverse_panels
+from .equations import langevin_panels, reverse_panels
 from .figures import diagnostics_figure
 from .numbers import describe
 from .playback import playback
@@ -56,6 +56,8 @@ def view_frames(trajectory, task: str, predicted: bool = False) -> list[ViewFram
 
 
 def slider_label(result: Result) -> str:
+    if result.task == "cdvae":
+        return f"{SLIDER_PREFIX}: Langevin steps left, {result.steps[0]} (noise) → 0 (crystal)"
     t0 = result.settings.template_step
     if t0 is None or result.task != "csp":
         return f"{SLIDER_PREFIX}: T (noise) → 0 (crystal)"
@@ -100,8 +102,22 @@ def _undecided_table(result: Result, k: int) -> None:
                  width="stretch", height=min(38 + 35 * len(rows), 260))
 
 
+def _langevin_step(result: Result, k: int):
+    """The ``LangevinStep`` of frame k of a CDVAE result (None for trajectories without them)."""
+    steps = result.trajectory.coefficients
+    return steps[k] if 0 <= k < len(steps) else None
+
+
 def equations(result: Result, t: int) -> None:
     """The sampler's update at slider step t, with the model's schedule values filled in."""
+    if result.task == "cdvae":
+        k = result.trajectory.frame_of_step(t)
+        step = _langevin_step(result, k)
+        if step is not None:
+            st.markdown("##### The Langevin update that made this frame" if step.level else "##### The start")
+            panels = langevin_panels(step, float(result.trajectory.coord_score_norm[k, 0]) if step.level else None)
+            show_panels([[p for p in panels if p.field == "coords"], [p for p in panels if p.field == "types"]])
+        return
     if result.schedule is None:
         return
     settings = result.settings
@@ -127,8 +143,14 @@ def show_step(prefix: str, result: Result, t: int) -> None:
                                      format_func=lambda n: f"{n}×{n}×{n}")
         ghost_on = sub[1].toggle("Ghost: model's x̂₀", key=f"{prefix}.ghost",
                                  help="The model's prediction of the final crystal, made at each step, drawn faint.")
-        extra = [("step t", f"{t} of {steps[0]}"), ("lattice signal kept √ᾱ_t", f"{result.abar[t] ** 0.5:.3f}"),
-                 ("coordinate noise σ_t", f"{result.sigma[t]:.3f}")]
+        if result.task == "cdvae":
+            step = _langevin_step(result, k)
+            extra = [("Langevin steps left", f"{t} of {steps[0]}")] + (
+                [("noise level l", f"{step.level} of {step.num_levels}"), ("coordinate noise σ_l", f"{step.sigma:.4f}"),
+                 ("step size γ", f"{step.gamma:.3g}")] if step is not None and step.level else [])
+        else:
+            extra = [("step t", f"{t} of {steps[0]}"), ("lattice signal kept √ᾱ_t", f"{result.abar[t] ** 0.5:.3f}"),
+                     ("coordinate noise σ_t", f"{result.sigma[t]:.3f}")]
         numbers_table(step_numbers(prefix, result, k), extra)
         if result.task == "gen":
             _undecided_table(result, k)
@@ -138,6 +160,8 @@ def show_step(prefix: str, result: Result, t: int) -> None:
                    "final crystal's first atom on the cell corner (shifting every atom together changes nothing)."
                    + (" Dark grey atoms: type not decided yet (the table lists the model's current guesses)."
                       if result.task == "gen" else "")
+                   + (" A CDVAE keeps the cell its latent z predicted; only the atoms move, level by level."
+                      if result.task == "cdvae" else "")
                    + (f" Symmetry kept at every step: the atoms of each Wyckoff orbit move together, and every frame "
                       f"is in space group {result.settings.space_group}." if result.settings.symmetry else ""))
     equations(result, t)

@@ -11,9 +11,10 @@ st.title("Generate a crystal")
 st.markdown("The model starts from pure noise, a random cell with randomly placed atoms at step t = T, and "
             "removes a little noise at every step until a crystal remains at t = 0. Pick what to make, press "
             "**Generate**, then move the slider to watch it happen. (Or start from a similar known crystal, "
-            "noised to a step t0 of your choice: *Start from* on the right.)")
+            "noised to a step t0 of your choice: *Start from* on the right. A CDVAE model decodes a random point "
+            "of its latent space by annealed Langevin dynamics instead.)")
 
-models = require_models()
+models = require_models(("diffusion", "cdvae"))
 
 generate_state.init_state(models)
 for message in st.session_state.pop("gen.link_errors", []):

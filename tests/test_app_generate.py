@@ -190,3 +190,52 @@ def test_start_from_a_template_runs_below_t0_and_survives_the_link(app_env):
     at.button(key="gen.go").click().run()
     assert not at.exception and any("Nothing generated" in e.value for e in at.error)
     assert len(at.session_state["gen.results"]) == 1
+
+
+def test_a_cdvae_model_decodes_by_langevin_under_the_same_slider(app_env, tmp_path, monkeypatch, perov_rows):
+    """Generate with a CDVAE: its Langevin steps under the slider, the 3D view and numbers, the Langevin equation
+    with the live step size and level, a link that reproduces it; switching back to a diffusion model works."""
+    import shutil
+
+    from diffusion.cli import main
+
+    folder = tmp_path / "checkpoints"
+    shutil.copytree(app_env, folder, ignore=shutil.ignore_patterns("run-*"))
+    assert main(["train", "--family", "cdvae", "--data", str(perov_rows), "--out", str(folder / "tiny_cdvae.pt"),
+                 "--hidden", "16", "--layers", "1", "--encoder-layers", "1", "--latent-dim", "4", "--num-levels", "5",
+                 "--max-steps", "2", "--batch-size", "8", "--val-every", "2", "--run-dir", str(tmp_path / "run"),
+                 "--quiet"]) == 0
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(folder))
+    at = _page()
+    assert "tiny_cdvae (CDVAE)" in at.selectbox(key="gen.model").options
+    at.selectbox(key="gen.model").set_value("tiny_cdvae").run()
+    assert not at.exception
+    assert at.number_input(key="gen.steps").value == 10 and at.number_input(key="gen.num_atoms").value == 0
+    at.number_input(key="gen.steps").set_value(2)
+    at.button(key="gen.go").click().run()
+    assert not at.exception and not at.error
+    result = at.session_state["gen.results"][-1]
+    assert result.task == "cdvae" and result.trajectory.num_frames == 5 * 2 + 1
+    options = [int(o) for o in at.select_slider(key=f"gen.t.{result.id}").options]
+    assert options == list(range(10, -1, -1))
+    text = " ".join(m.value for m in at.markdown)
+    assert "Langevin update" in text
+    latex = " ".join(e.value for e in at.get("latex") or [] if hasattr(e, "value"))
+    assert r"\gamma_l = \eta\,\sigma_l^2" in latex and "l = 1" in latex, "the last update is at the narrowest level"
+    at.select_slider(key=f"gen.t.{result.id}").set_value(10).run()
+    assert not at.exception and "The start" in " ".join(m.value for m in at.markdown)
+    assert _numbers(at)["Langevin steps left"] == "10 of 10"
+    query = {k: at.query_params[k] for k in at.query_params}
+    assert query["sampler"] in ("langevin", ["langevin"]) and query["model"] in ("tiny_cdvae", ["tiny_cdvae"])
+    # the link reopens the same crystal
+    again = _page(**{k: (v[0] if isinstance(v, list) else v) for k, v in query.items()})
+    assert not again.exception and not again.warning
+    assert torch_equal(again.session_state["gen.results"][-1].trajectory.frac_coords, result.trajectory.frac_coords)
+    at.selectbox(key="gen.model").set_value("tiny_csp").run()
+    assert not at.exception
+    assert at.number_input(key="gen.steps").value > 2, "a diffusion sampler's steps, not Langevin steps per level"
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return bool(torch.equal(a, b))

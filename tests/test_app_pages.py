@@ -167,8 +167,8 @@ def test_home_shows_shipped_cards_readably(tmp_path, monkeypatch):
 
 def test_a_cdvae_checkpoint_is_listed_on_home_and_kept_off_the_diffusion_pages(app_env, tmp_path, monkeypatch,
                                                                                  perov_rows):
-    """Home lists both families (a CDVAE card says how it decodes); Generate's and Batch's model pickers offer
-    only the diffusion models, whose pages cannot run a CDVAE."""
+    """Home lists both families (a CDVAE card says how it decodes); Batch's model picker offers only the
+    diffusion models (its samplers and metrics are theirs); Generate offers both (tests/test_app_generate.py)."""
     import shutil
 
     from diffusion.cli import main
@@ -185,7 +185,7 @@ def test_a_cdvae_checkpoint_is_listed_on_home_and_kept_off_the_diffusion_pages(a
     text = " ".join(m.value for m in at.markdown)
     assert "`tiny_cdvae`" in text and "`tiny_csp`" in text
     assert "Langevin decoding:** 5 noise levels x 10 steps" in text
-    for page in ("pages/3_Generate.py", "pages/4_Batch_and_metrics.py"):
+    for page in ("pages/4_Batch_and_metrics.py", "pages/5_Compare.py"):
         at.switch_page(page).run()
         assert not at.exception, page
         options = [o for box in at.selectbox for o in box.options if "tiny" in str(o)]

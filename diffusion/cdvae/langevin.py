@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -60,6 +61,21 @@ class LangevinConfig:
 
 
 @dataclass(frozen=True)
+class LangevinStep:
+    """The numbers of one Langevin update, kept per recorded frame in ``Trajectory.coefficients`` (the
+    equation panel shows them): the noise level l (0 on the first frame: nothing done yet), its width
+    sigma_l, the step size gamma = eta sigma_l^2 with its eta, and which step of the level it was (1..n of n)."""
+
+    level: int
+    sigma: float
+    gamma: float
+    eta: float
+    step_in_level: int
+    steps_per_level: int
+    num_levels: int
+
+
+@dataclass(frozen=True)
 class LangevinRun:
     """A decoded batch: the trajectory, per frame its noise level (K,) (0 on the first frame, before
     any step) and step size gamma (K,), and what the heads predicted."""
@@ -73,11 +89,13 @@ class LangevinRun:
 @torch.no_grad()
 def langevin_decode(model: CDVAE, z: torch.Tensor, config: LangevinConfig = LangevinConfig(),
                     num_atoms: torch.Tensor | None = None, types: torch.Tensor | None = None,
-                    sampler_name: str = "langevin") -> LangevinRun:
+                    sampler_name: str = "langevin",
+                    progress: Callable[[int, int], None] | None = None) -> LangevinRun:
     """Decode latents z (B, D) by annealed Langevin dynamics.
 
     num_atoms (B,) and types (N,) override the heads' predictions (types are then kept fixed: the
-    composition-given mode that compares with structure prediction).
+    composition-given mode that compares with structure prediction). ``progress(done, total)`` is called
+    after every Langevin step.
     """
     steps_per_level, eta = config.resolved(model)
     model.eval()
@@ -97,14 +115,17 @@ def langevin_decode(model: CDVAE, z: torch.Tensor, config: LangevinConfig = Lang
     frac = noise.uniform_coords()
 
     frames: dict[str, list] = {k: [] for k in ("frac", "types", "probs", "pred", "score", "dist", "level", "gamma",
-                                                  "remaining")}
+                                                  "remaining", "step")}
 
-    def record(remaining: int, level: int, gamma: float, probs: torch.Tensor, pred: torch.Tensor, score_rms: torch.Tensor) -> None:
+    def record(remaining: int, level: int, gamma: float, probs: torch.Tensor, pred: torch.Tensor, score_rms: torch.Tensor,
+               step_in_level: int = 0) -> None:
         frames["frac"].append(frac.float().cpu()); frames["types"].append(atom_types.cpu())
         frames["probs"].append(probs.float().cpu()); frames["pred"].append(pred.float().cpu())
         frames["score"].append(score_rms.float().cpu())
         frames["dist"].append(min_distances(frac.float(), lattice, counts, batch).float().cpu())
         frames["level"].append(level); frames["gamma"].append(gamma); frames["remaining"].append(remaining)
+        frames["step"].append(LangevinStep(level, float(model.sigma[level]) if level else 0.0, gamma, eta, step_in_level,
+                                           steps_per_level, model.num_levels))
 
     probs0 = torch.zeros(batch.shape[0], model.allowed_types.shape[0], device=device)
     probs0[torch.arange(batch.shape[0]), atom_types] = 1.0
@@ -114,7 +135,7 @@ def langevin_decode(model: CDVAE, z: torch.Tensor, config: LangevinConfig = Lang
         sigma = float(model.sigma[level])
         gamma = eta * sigma ** 2
         level_tensor = torch.full((B,), level, dtype=torch.long, device=device)
-        for _ in range(steps_per_level):
+        for within in range(1, steps_per_level + 1):
             normalized, logits = model.score(z, atom_types, frac, lattice, counts, batch, level_tensor, graph)
             score = normalized * model.score_norm[level].sqrt()
             probs = torch.softmax(logits, -1)
@@ -123,9 +144,11 @@ def langevin_decode(model: CDVAE, z: torch.Tensor, config: LangevinConfig = Lang
                               else assign_sites(atom_types, probs, counts))
             frac = wrap(frac + gamma * score + math.sqrt(2 * gamma) * noise.coords())
             done += 1
+            if progress is not None:
+                progress(done, total)
             if done % config.record_every == 0 or done == total:
                 rms = torch.sqrt(graph.mean_over_atoms((normalized ** 2).mean(-1, keepdim=True))).squeeze(-1)
-                record(total - done, level, gamma, probs, wrap(frac + sigma ** 2 * score), rms)
+                record(total - done, level, gamma, probs, wrap(frac + sigma ** 2 * score), rms, within)
     K = len(frames["frac"])
     steps = torch.tensor(frames["remaining"], dtype=torch.int64)
     lattices = lattice.float().cpu().unsqueeze(0).expand(K, -1, -1, -1).contiguous()
@@ -135,7 +158,7 @@ def langevin_decode(model: CDVAE, z: torch.Tensor, config: LangevinConfig = Lang
         pred_lattice=lattices.clone(), pred_frac_coords=torch.stack(frames["pred"]),
         lattice_noise_norm=torch.zeros(K, B), coord_score_norm=torch.stack(frames["score"]),
         min_distance=torch.stack(frames["dist"]), volume=volumes(lattice.float()).cpu().unsqueeze(0).expand(K, -1).clone(),
-        sampler=sampler_name, seed=config.seed)
+        sampler=sampler_name, seed=config.seed, coefficients=tuple(frames["step"]))
     return LangevinRun(trajectory, torch.tensor(frames["level"]), torch.tensor(frames["gamma"], dtype=torch.float64),
                        decoded)
 
