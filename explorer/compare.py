@@ -27,20 +27,21 @@ from diffusion.api import VALID_MIN_DISTANCE
 from .comparison import (DIFFERENCES, EXTERNAL, SIDE_COLORS, SLIDER_PREFIX, Comparison, Side, overlay_figure, side_label,
                          split_settings)
 from .compositions import composition_field
-from .models import (ModelEntry, ModelInfo, default_model, find_template, get_model, model_entry,
+from .models import (ModelEntry, ModelInfo, available_models, default_model, find_template, get_model, model_entry,
                      sample_trajectory, try_model_info)
 from .numbers import describe
 from .page_state import start_page_state
 from .playback import playback, reset
 from .space_group_field import space_group_field
-from .settings import DEFAULT_TEMPLATE_STEP, MAX_SEED, SAMPLER_LABELS, GenerateSettings
+from .settings import (DEFAULT_TEMPLATE_STEP, LANGEVIN, MAX_LANGEVIN_STEPS_PER_LEVEL, MAX_SEED, SAMPLER_LABELS,
+                       GenerateSettings)
 from .trajectory_view import view_frames
 from .viewer import ViewOptions, trajectory_html
 from .widgets import numbers_table, result_picker, show_view, shown_item
 
 SIDES = ("left", "right")
 WIDGETS = ("cmp.model", "cmp.composition", "cmp.num_atoms", "cmp.diff", "cmp.sampler", "cmp.steps", "cmp.seed",
-           "cmp.prop", "cmp.guidance", "cmp.right.start",
+           "cmp.prop", "cmp.guidance", "cmp.right.start", "cmp.cdvae", "cmp.langevin_steps",
            "cmp.sg_text", *(f"cmp.{side}.{what}" for side in SIDES
                              for what in ("sampler", "steps", "seed", "from_template", "t0")))
 MAX_COMPARISONS = 6
@@ -136,7 +137,9 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
                                                      numbers if info.task == "csp" and not problems else None,
                                                      "e.g. 221 (shared)")
             problems += [problem] if problem else []
-    options = [k for k in DIFFERENCES if (k != "guidance" or info.use_property) and (k != "start" or info.task == "csp")]
+    cdvae_models = available_models("cdvae")
+    options = [k for k in DIFFERENCES if (k != "guidance" or info.use_property) and (k != "start" or info.task == "csp")
+               and (k != "family" or cdvae_models)]
     if ss.get("cmp.diff") not in options:
         ss["cmp.diff"] = "sampler"
     with top[2]:
@@ -180,6 +183,8 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
                     problems.append("start: no template for this composition")
                 else:
                     st.caption(f"Template: {template.describe()}.")
+    elif difference == "family":
+        family_right = _cdvae_side(left_col, right_col, cdvae_models, info)
     elif difference == "free":
         free = {side: _free_side(column, side, info) for side, column in zip(SIDES, (left_col, right_col))}
         if info.task == "csp" and any(v["template_step"] is not None for v in free.values()) and not problems:
@@ -201,11 +206,34 @@ def controls(models: list[ModelEntry]) -> tuple[ModelEntry, ModelInfo | None, tu
                             seed=int(ss["cmp.seed"]))
     if difference == "free":
         pair = split_settings(base, "free", free["left"], free["right"])
+    elif difference == "family":
+        pair = (base, base.replace(**family_right))
     else:
         pair = split_settings(base, difference, ss.get(f"cmp.left.{difference}"), ss.get(f"cmp.right.{difference}"))
     if pair[0] == pair[1]:
         problems.append(f"{DIFFERENCES[difference].lower()}: left and right are the same")
     return entry, info, pair, (problems[0] if problems else None)
+
+
+def _cdvae_side(left_col, right_col, cdvae_models: list[ModelEntry], info: ModelInfo) -> dict:
+    """Left: this diffusion model with the shared settings; right: a CDVAE decoding the same composition (or the
+    same number of atoms) by annealed Langevin dynamics with the shared seed. Returns the right's settings fields."""
+    left_col.caption("The diffusion model above, with the shared sampler, steps and seed.")
+    with right_col:
+        names = [m.name for m in cdvae_models]
+        if ss.get("cmp.cdvae") not in names:
+            ss["cmp.cdvae"] = names[0]
+        st.selectbox("CDVAE model", names, key="cmp.cdvae")
+        process = model_entry(cdvae_models, ss["cmp.cdvae"]).card.get("process") or {}
+        ss.setdefault("cmp.langevin_steps", int(process.get("steps_per_level", 10)))
+        st.number_input("Langevin steps per noise level", min_value=1, max_value=MAX_LANGEVIN_STEPS_PER_LEVEL, step=1,
+                        key="cmp.langevin_steps")
+        st.caption("Its latent z is drawn with the shared seed; "
+                   + ("the composition is given (its atoms' types stay fixed)." if info.task == "csp" else
+                      "the number of atoms is given, z chooses the elements.")
+                   + " Its Langevin steps are spread over the diffusion run's 0..T (normalized progress).")
+    return {"model": ss["cmp.cdvae"], "sampler": LANGEVIN, "steps": int(ss["cmp.langevin_steps"]), "step_size": None,
+            "space_group": None, "prop": None, "guidance": 0.0, "given_composition": info.task == "csp"}
 
 
 # ---------------------------------------------------------------- running
@@ -217,7 +245,14 @@ def run(entry: ModelEntry, info: ModelInfo, pair: tuple[GenerateSettings, Genera
         for name, settings in zip(("Left", "Right"), pair):
             st.caption(f"{name}: {side_label(settings, difference, info.property_name)}")
             started = time.perf_counter()
-            trajectory = sample_trajectory(entry.path, entry.version, settings)
+            if settings.sampler == LANGEVIN:   # the family comparison's CDVAE side, on the diffusion run's axis
+                cdvae_entry = model_entry(available_models("cdvae"), settings.model)
+                if cdvae_entry is None:
+                    raise ValueError(f"the CDVAE model {settings.model} is gone")
+                trajectory = sample_trajectory(cdvae_entry.path, cdvae_entry.version, settings).spread_over(
+                    info.num_steps)
+            else:
+                trajectory = sample_trajectory(entry.path, entry.version, settings)
             sides.append(Side(side_label(settings, difference, info.property_name), settings, trajectory,
                               time.perf_counter() - started))
         model = get_model(entry)
@@ -308,7 +343,11 @@ def _final_line(comparison: Comparison, index: int) -> str:
 def _show_step(comparison: Comparison, t: int) -> None:
     """Side by side the two 3D views (each at its frame nearest t) and their numbers; below, both runs'
     diagnostics overlaid in one figure."""
-    if comparison.difference == EXTERNAL:
+    if comparison.difference == "family":
+        st.caption(f"Left: the diffusion model at t = {t} (the lattice keeps √ᾱ_t = {comparison.abar[t] ** 0.5:.3f} of "
+                   "its signal). Right: the CDVAE's annealed Langevin steps spread evenly over the same 0..T "
+                   "(normalized progress: its cell is fixed by z from the start, only the atoms move).")
+    elif comparison.difference == EXTERNAL:
         st.caption("Left: the opened file's frames, spread evenly over our model's steps (frame k of K at "
                    "t ≈ T·(K−1−k)/(K−1): the file carries no step of ours, so only first, last and the order are "
                    f"exact). Right: our model's run; at t = {t} it keeps √ᾱ_t = {comparison.abar[t] ** 0.5:.3f} "

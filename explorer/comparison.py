@@ -25,6 +25,7 @@ DIFFERENCES = {
     "guidance": "Guidance off vs on",
     "start": "Start: noise vs a known crystal",
     "free": "Free: any settings",
+    "family": "Model family: diffusion vs CDVAE",
 }
 EXTERNAL = "external"   # another model's trajectory (opened from a file) vs ours; made by the Open page only
 SIDE_COLORS = (PALETTE[0], PALETTE[1])
@@ -123,6 +124,10 @@ def side_label(settings: GenerateSettings, difference: str, property_name: str |
         return start
     if difference == "free":
         return f"{settings.sampler.upper()}, {settings.steps} steps, seed {settings.seed}, {start}"
+    if difference == "family":
+        if settings.sampler == "langevin":
+            return f"CDVAE {settings.model}: Langevin, {settings.steps} steps per level"
+        return f"diffusion {settings.model}: {settings.sampler.upper()}, {settings.steps} steps"
     if settings.prop is None:
         return "no guidance"
     return f"{property_name or 'property'} = {settings.prop:g}, w = {settings.guidance:g}"

@@ -54,6 +54,7 @@ class GenerateSettings:
     symmetry: bool = False              # csp with a space group: keep its Wyckoff orbits at every step
     precision: str = DEFAULT_PRECISION  # of the network's matrix products (diffusion.precision)
     step_size: float | None = None      # CDVAE: the Langevin step size eta (None = the model's); steps = per level
+    given_composition: bool = False     # CDVAE: decode ``composition`` (types fixed) instead of z's own atoms
 
     def generate_kwargs(self, task: str) -> dict:
         """Keyword arguments for ``diffusion.generate`` (the task decides composition vs. atoms)."""

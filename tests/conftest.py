@@ -76,6 +76,30 @@ def app_env(checkpoint_dir, monkeypatch):
     return checkpoint_dir
 
 
+@pytest.fixture(scope="session")
+def cdvae_checkpoint_dir(tmp_path_factory, checkpoint_dir, perov_rows) -> Path:
+    """The tiny checkpoints plus tiny_cdvae (a CDVAE with a heat_ref head, 5 noise levels, two training steps)."""
+    import shutil
+
+    from diffusion.cli import main
+
+    folder = tmp_path_factory.mktemp("checkpoints_cdvae")
+    for path in checkpoint_dir.glob("*.*"):
+        shutil.copy2(path, folder / path.name)
+    assert main(["train", "--family", "cdvae", "--data", str(perov_rows), "--out", str(folder / "tiny_cdvae.pt"),
+                 "--property", "heat_ref", "--hidden", "16", "--layers", "1", "--encoder-layers", "1",
+                 "--latent-dim", "4", "--num-levels", "5", "--max-steps", "2", "--batch-size", "8", "--val-every", "2",
+                 "--run-dir", str(folder.parent / "run-tiny_cdvae"), "--quiet"]) == 0
+    return folder
+
+
+@pytest.fixture
+def app_env_cdvae(cdvae_checkpoint_dir, monkeypatch):
+    """The app's pages see the tiny test checkpoints and tiny_cdvae."""
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(cdvae_checkpoint_dir))
+    return cdvae_checkpoint_dir
+
+
 @contextlib.contextmanager
 def torch_threads(count: int):
     """torch's process-wide thread count set to ``count`` inside the block, put back afterwards."""

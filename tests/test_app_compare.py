@@ -246,3 +246,32 @@ def test_space_group_field_for_a_space_group_model(monkeypatch):
     assert not at.exception and not at.error
     assert any("221" in c.value for c in at.caption), "the shared field names the group it asks for"
     assert at.slider(key="cmp.guidance"), "a guidance scale toward the group"
+
+
+def test_model_family_diffusion_against_cdvae_under_one_slider(app_env_cdvae):
+    """"Model family": the diffusion model's run on the left, a CDVAE decoding the same composition on the right,
+    its Langevin steps spread over the diffusion run's 0..T; one slider moves both."""
+    at = _page()
+    assert "Model family: diffusion vs CDVAE" in at.radio(key="cmp.diff").options
+    at.radio(key="cmp.diff").set_value("family").run()
+    assert not at.exception
+    assert at.selectbox(key="cmp.cdvae").value == "tiny_cdvae"
+    at.number_input(key="cmp.langevin_steps").set_value(2)
+    at.number_input(key="cmp.steps").set_value(10)
+    _compare(at)
+    assert not at.exception and not at.error
+    comparison = at.session_state["cmp.results"][-1]
+    left, right = comparison.sides
+    assert left.settings.sampler != "langevin" and right.settings.sampler == "langevin"
+    assert right.settings.given_composition and right.trajectory.num_frames == 5 * 2 + 1
+    assert sorted(right.trajectory.element_numbers(right.trajectory.num_frames - 1).tolist()) == \
+        sorted(left.trajectory.element_numbers(left.trajectory.num_frames - 1).tolist()), "the same atoms"
+    assert right.steps[0] == 50 and right.steps[-1] == 0, "spread over the diffusion model's T"
+    assert "CDVAE tiny_cdvae" in right.label and "diffusion tiny_csp" in left.label
+    assert len(_views(at)) == 2
+    assert any("normalized progress" in c.value for c in at.caption)
+
+
+def test_the_family_choice_needs_a_cdvae(app_env):
+    at = _page()
+    assert "Model family: diffusion vs CDVAE" not in at.radio(key="cmp.diff").options

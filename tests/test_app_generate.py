@@ -192,20 +192,9 @@ def test_start_from_a_template_runs_below_t0_and_survives_the_link(app_env):
     assert len(at.session_state["gen.results"]) == 1
 
 
-def test_a_cdvae_model_decodes_by_langevin_under_the_same_slider(app_env, tmp_path, monkeypatch, perov_rows):
+def test_a_cdvae_model_decodes_by_langevin_under_the_same_slider(app_env_cdvae):
     """Generate with a CDVAE: its Langevin steps under the slider, the 3D view and numbers, the Langevin equation
     with the live step size and level, a link that reproduces it; switching back to a diffusion model works."""
-    import shutil
-
-    from diffusion.cli import main
-
-    folder = tmp_path / "checkpoints"
-    shutil.copytree(app_env, folder, ignore=shutil.ignore_patterns("run-*"))
-    assert main(["train", "--family", "cdvae", "--data", str(perov_rows), "--out", str(folder / "tiny_cdvae.pt"),
-                 "--hidden", "16", "--layers", "1", "--encoder-layers", "1", "--latent-dim", "4", "--num-levels", "5",
-                 "--max-steps", "2", "--batch-size", "8", "--val-every", "2", "--run-dir", str(tmp_path / "run"),
-                 "--quiet"]) == 0
-    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(folder))
     at = _page()
     assert "tiny_cdvae (CDVAE)" in at.selectbox(key="gen.model").options
     at.selectbox(key="gen.model").set_value("tiny_cdvae").run()

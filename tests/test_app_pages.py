@@ -165,21 +165,9 @@ def test_home_shows_shipped_cards_readably(tmp_path, monkeypatch):
     assert any("match rate" in table.columns for table in tables) and any("COV-R" in table.columns for table in tables)
 
 
-def test_a_cdvae_checkpoint_is_listed_on_home_and_kept_off_the_diffusion_pages(app_env, tmp_path, monkeypatch,
-                                                                                 perov_rows):
+def test_a_cdvae_checkpoint_is_listed_on_home_and_kept_off_the_diffusion_pages(app_env_cdvae):
     """Home lists both families (a CDVAE card says how it decodes); Batch's model picker offers only the
     diffusion models (its samplers and metrics are theirs); Generate offers both (tests/test_app_generate.py)."""
-    import shutil
-
-    from diffusion.cli import main
-
-    folder = tmp_path / "checkpoints"
-    shutil.copytree(app_env, folder, ignore=shutil.ignore_patterns("run-*"))
-    assert main(["train", "--family", "cdvae", "--data", str(perov_rows), "--out", str(folder / "tiny_cdvae.pt"),
-                 "--hidden", "16", "--layers", "1", "--encoder-layers", "1", "--latent-dim", "4", "--num-levels", "5",
-                 "--max-steps", "2", "--batch-size", "8", "--val-every", "2", "--run-dir", str(tmp_path / "run"),
-                 "--quiet"]) == 0
-    monkeypatch.setenv("CRYSTAL_DIFFUSION_CHECKPOINTS", str(folder))
     at = _run("app.py")
     assert not at.exception
     text = " ".join(m.value for m in at.markdown)
