@@ -71,6 +71,11 @@ def test_langevin_frames_are_recorded_and_reproducible_from_a_seed(perovskites):
     assert torch.equal(trajectory.frac_coords, again.trajectory.frac_coords)
     assert torch.equal(trajectory.types, again.trajectory.types)
     assert not torch.equal(trajectory.frac_coords, other.trajectory.frac_coords)
+    # every frame carries the update that made it (the equation panel's numbers)
+    steps = trajectory.coefficients
+    assert len(steps) == trajectory.num_frames and steps[0].level == 0
+    assert (steps[1].level, steps[1].step_in_level) == (model.num_levels, 1) and (steps[-1].level, steps[-1].step_in_level) == (1, 3)
+    assert math.isclose(steps[-1].gamma, steps[-1].eta * steps[-1].sigma ** 2, rel_tol=1e-6)
     # frames are real intermediate states: the atoms move between them
     assert not torch.equal(trajectory.frac_coords[0], trajectory.frac_coords[-1])
     thinned = langevin_decode(model, z, LangevinConfig(seed=7, record_every=4)).trajectory
