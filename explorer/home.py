@@ -26,6 +26,8 @@ PAGE_BLURBS = {
     "Train": "train a tiny model on a few crystals live, watch its loss fall and sample from it.",
     "Open a trajectory": "scrub another model's trajectory file (MatterGen, CDVAE, DiffCSP, extended XYZ) frame by "
                          "frame, and put our model's run beside it.",
+    "Latent space": "the CDVAE family: every crystal a point z, a map of them, a walk from one crystal to another "
+                    "decoded step by step, and z pushed along a property's gradient.",
 }
 
 

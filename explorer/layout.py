@@ -31,6 +31,7 @@ PAGES = (
     ("pages/5_Compare.py", "Compare", ":material/compare:"),
     ("pages/6_Train.py", "Train", ":material/model_training:"),
     ("pages/7_Open_a_trajectory.py", "Open a trajectory", ":material/folder_open:"),
+    ("pages/8_Latent_space.py", "Latent space", ":material/hub:"),
 )
 
 
@@ -225,7 +226,7 @@ def _status() -> None:
     from .models import available_models, device_text, models_folder
 
     st.caption(f"**Runs on:** {device_text()}")
-    models = available_models()
+    models = available_models() + available_models("cdvae")
     if models:
         st.caption("**Models:** " + ", ".join(f"`{m.name}`" for m in models))
     else:

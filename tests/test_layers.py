@@ -17,6 +17,7 @@ PAGE_MODULES = {
     "forward": {"forward"},
     "train": {"live_training", "live_figures"},
     "home": {"home"},
+    "latent": {"latent_page", "latent_runs", "latent_figures"},
 }
 MAX_UI_LINES = 400
 
