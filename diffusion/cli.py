@@ -204,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--num-atoms", type=positive_int, help="atoms per cell (ab initio models; default: drawn)")
     r.add_argument("--sampler", choices=("ddpm", "pc", "ddim"), default="ddim")
     r.add_argument("--steps", type=positive_int, default=None,
-                   help="network evaluations, at most T (default: 100 for ddim, all T for ddpm and pc)")
+                   help="network evaluations, at most T (default: 100 for ddim, all T for ddpm and pc); for a CDVAE "
+                        "checkpoint: Langevin steps per noise level (default: its card's)")
     r.add_argument("--seed", type=nonnegative_int, default=0)
     r.add_argument("--space-group", type=positive_int, default=None, help="1-230")
     r.add_argument("--property", dest="prop", type=finite_float, default=None, help="target property value")

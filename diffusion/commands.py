@@ -379,6 +379,9 @@ def run_render(args, command: str) -> int:
                          "trajectory)")
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device)
+    if getattr(model, "family", "diffusion") == "cdvae":
+        trajectory = _cdvae_render_trajectory(args, model)
+        return _write_render(trajectory, out, kind, frames, size)
     if model.process.task == "csp" and not args.composition:
         raise ValueError("this model predicts structures from a composition: use --composition")
     if model.process.task == "gen" and args.composition:
@@ -409,6 +412,12 @@ def run_render(args, command: str) -> int:
                           guidance=args.guidance, progress=progress, precision=args.precision, **start)
     for bar in bars:
         bar.close()
+    return _write_render(trajectory, out, kind, frames, size)
+
+
+def _write_render(trajectory, out: Path, kind: str, frames: int, size: int) -> int:
+    from .render import evenly_spaced_steps, render_gif, render_strip
+
     shown = evenly_spaced_steps(trajectory, frames)
     draw = render_gif if kind == ".gif" else render_strip
     data = draw(trajectory, shown, size=size)
@@ -416,6 +425,38 @@ def run_render(args, command: str) -> int:
     out.write_bytes(data)
     print(f"wrote {out} ({len(shown)} frames: t = {', '.join(map(str, shown))}; {len(data) / 1024:.0f} KiB)")
     return 0
+
+
+def _cdvae_render_trajectory(args, model):
+    """A CDVAE's trajectory for ``render``: z from the seed, decoded by annealed Langevin dynamics (``--steps`` per
+    level, default the card's); ``--composition`` fixes the atoms (the composition-given mode), ``--num-atoms``
+    the count. The frame numbers are the Langevin steps still to come."""
+    from .cdvae import LangevinConfig, langevin_decode
+
+    for flag, value in (("--space-group", args.space_group), ("--property", args.prop),
+                        ("--template-step", args.template_step)):
+        if value is not None:
+            raise ValueError(f"{flag} does not apply to a CDVAE model (it decodes a latent by annealed Langevin dynamics)")
+    counts = types = None
+    if args.composition:
+        numbers = check_composition(model, args.composition)
+        types, counts = torch.tensor(numbers), torch.tensor([len(numbers)])
+    elif args.num_atoms is not None:
+        counts = torch.tensor([args.num_atoms])
+    if counts is not None and int(counts[0]) > model.normalization.max_atoms:
+        raise ValueError(f"this model decodes at most {model.normalization.max_atoms} atoms per cell")
+    bar = _progress_bar(1, "sampling (Langevin)")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    z = model.prior(1, torch.Generator(device=model.device).manual_seed(args.seed))
+    try:
+        return langevin_decode(model, z, LangevinConfig(steps_per_level=args.steps, seed=args.seed),
+                               num_atoms=counts, types=types, progress=progress).trajectory
+    finally:
+        bar.close()
 
 
 def _render_trajectory_file(args, out: Path, kind: str, frames: int, size: int) -> int:

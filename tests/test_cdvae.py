@@ -191,3 +191,22 @@ def test_the_latent_map_interpolation_and_property_path(perovskites):
     assert all(p.grad is None for p in model.parameters()), "the model is left as it was"
     with pytest.raises(ValueError, match="property head"):
         optimize_property(_tiny(perovskites), latents[0])
+
+
+def test_sample_and_render_take_a_cdvae_checkpoint(cdvae_checkpoint_dir, tmp_path, capsys):
+    from diffusion.cli import main
+
+    checkpoint = str(cdvae_checkpoint_dir / "tiny_cdvae.pt")
+    assert main(["sample", "--checkpoint", checkpoint, "--random-num-atoms", "--num-samples", "2", "--steps", "1",
+                 "--out", str(tmp_path / "s"), "--trajectory"]) == 0
+    assert len(list((tmp_path / "s").glob("*.cif"))) == 2 and len(list((tmp_path / "s").glob("*.extxyz"))) == 2
+    assert main(["render", "--checkpoint", checkpoint, "--composition", "SrTiO3", "--steps", "1", "--frames", "3",
+                 "--out", str(tmp_path / "r.png")]) == 0
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    for argv in (["sample", "--checkpoint", checkpoint, "--composition", "SrTiO3", "--out", str(tmp_path / "x")],
+                 ["sample", "--checkpoint", checkpoint, "--random-num-atoms", "--space-group", "221", "--out",
+                  str(tmp_path / "x")],
+                 ["render", "--checkpoint", checkpoint, "--space-group", "221", "--out", str(tmp_path / "x.gif")]):
+        assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "latent space" in err and "does not apply to a CDVAE" in err and "Traceback" not in err
