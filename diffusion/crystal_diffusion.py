@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .corruption import (MASK, LatticeStats, lattice_scale, lattice_to_latent, latent_to_lattice, q_sample,
                          q_sample_coords, q_sample_types, score_norm, sym_to_vec6, wrapped_normal_score)
 from .crystal import CrystalBatch, CrystalGraph
-from .model import CrystalDenoiser, DenoiserConfig
+from .model import SIZE_LIMITS, CrystalDenoiser, DenoiserConfig, check_sizes
 from .schedules import geometric_sigmas, make_schedule
 
 Task = Literal["csp", "gen"]
@@ -52,6 +52,7 @@ class ProcessConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown process config keys: {sorted(unknown)}")
+        check_sizes(d, SIZE_LIMITS)
         return cls(**d)
 
 
@@ -74,6 +75,7 @@ class Normalization:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normalization":
+        check_sizes({"max_atoms": int(d["max_atoms"])}, {"max_atoms": 1000})
         return cls(LatticeStats.from_dict(d["lattice"]), float(d["property_mean"]), float(d["property_std"]),
                    tuple(int(z) for z in d["elements"]), int(d["max_atoms"]), tuple(int(c) for c in d["num_atoms_counts"]))
 

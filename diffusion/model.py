@@ -42,7 +42,23 @@ class DenoiserConfig:
         unknown = set(d) - names
         if unknown:
             raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        check_sizes(d, SIZE_LIMITS)
         return cls(**d)
+
+
+# What a checkpoint's config may ask for: checked before any layer is built, so a file that asks for a
+# network of absurd size is refused instead of exhausting memory (all shipped models are far below).
+SIZE_LIMITS = {"hidden": 4096, "layers": 64, "frequencies": 512, "time_dim": 4096, "encoder_layers": 64,
+               "latent_dim": 4096, "num_steps": 100_000, "num_levels": 10_000, "steps_per_level": 10_000}
+
+
+def check_sizes(config: dict, limits: dict[str, int]) -> None:
+    """Raise ``ValueError`` when an integer size in ``config`` is not an integer in 1..limit."""
+    for key, limit in limits.items():
+        if key in config:
+            value = config[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+                raise ValueError(f"{key} = {value!r} is not a size this program builds (1 to {limit})")
 
 
 @dataclass(frozen=True)

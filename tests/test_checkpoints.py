@@ -244,3 +244,24 @@ def test_one_click_examples_make_their_crystal_from_every_seed(key):
     scores = [score_against_textbook(p.structure(), textbook_crystal(example.reference)) for p in placed]
     assert all(s.matched for s in scores), scores
     assert all(s.space_group == example.space_group for s in scores), [s.space_group for s in scores]
+
+
+@pytest.mark.parametrize("section, key, value", [("model_config", "hidden", 10**7), ("model_config", "layers", 0),
+                                                 ("process", "num_steps", 10**9), ("normalization", "max_atoms", 10**8),
+                                                 ("model_config", "hidden", "256")])
+def test_a_checkpoint_asking_for_an_absurd_network_is_refused_before_building_it(tmp_path, checkpoint_dir, section,
+                                                                                  key, value):
+    """Sizes are checked before any layer is allocated: a hostile config cannot exhaust memory."""
+    data = read_checkpoint(checkpoint_dir / "tiny_csp.pt")
+    data[section] = {**data[section], key: value}
+    torch.save(data, tmp_path / "absurd.pt")
+    with pytest.raises(CheckpointError, match=key):
+        load_model(tmp_path / "absurd.pt")
+
+
+def test_an_absurd_cdvae_is_refused_too(tmp_path, cdvae_checkpoint_dir):
+    data = read_checkpoint(cdvae_checkpoint_dir / "tiny_cdvae.pt")
+    data["process"] = {**data["process"], "num_levels": 10**8}
+    torch.save(data, tmp_path / "absurd.pt")
+    with pytest.raises(CheckpointError, match="num_levels"):
+        load_model(tmp_path / "absurd.pt")

@@ -35,7 +35,8 @@ from ..corruption import NUM_TYPE_CLASSES, latent_to_lattice, lattice_scale, lat
     wrapped_normal_score
 from ..crystal import CrystalBatch, CrystalGraph
 from ..crystal_diffusion import Normalization, draw, remove_translation
-from ..model import CrystalDenoiser, DenoiserConfig, MessageLayer, fourier_features, gram_invariants
+from ..model import SIZE_LIMITS, CrystalDenoiser, DenoiserConfig, MessageLayer, check_sizes, fourier_features, \
+    gram_invariants
 
 FAMILY = "cdvae"
 
@@ -60,6 +61,7 @@ class CDVAEConfig:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown CDVAE config keys: {sorted(unknown)}")
+        check_sizes(d, SIZE_LIMITS)
         return cls(**d)
 
 
@@ -99,6 +101,7 @@ class CDVAEProcess:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown CDVAE process keys: {sorted(unknown)}")
+        check_sizes(d, SIZE_LIMITS)
         return cls(**d)
 
 
