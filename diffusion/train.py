@@ -266,6 +266,10 @@ def train(config: TrainConfig, command: str = "", progress: bool = True) -> Trai
         # a continued run keeps the sampler step size chosen for the weights it continues
         model.process = ema.process = replace(model.process,
                                               corrector_step_lr=float(continued_process["corrector_step_lr"]))
+    if config.family == "cdvae" and "langevin_step" in continued_process:
+        # ... and a CDVAE its Langevin step size and steps per level (benchmarks/langevin_step.py)
+        model.process = ema.process = replace(model.process, langevin_step=float(continued_process["langevin_step"]),
+                                              steps_per_level=int(continued_process["steps_per_level"]))
     wrapped = model
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,

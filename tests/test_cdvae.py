@@ -210,3 +210,19 @@ def test_sample_and_render_take_a_cdvae_checkpoint(cdvae_checkpoint_dir, tmp_pat
         assert main(argv) != 0
     err = capsys.readouterr().err
     assert "latent space" in err and "does not apply to a CDVAE" in err and "Traceback" not in err
+
+
+def test_a_resumed_cdvae_keeps_its_chosen_langevin_defaults(perov_rows, tmp_path):
+    from diffusion.checkpoints import set_langevin_defaults
+    from diffusion.cli import main
+
+    out = tmp_path / "cdvae.pt"
+    common = ["train", "--family", "cdvae", "--data", str(perov_rows), "--out", str(out), "--hidden", "16", "--layers",
+              "1", "--encoder-layers", "1", "--latent-dim", "4", "--num-levels", "5", "--batch-size", "8",
+              "--val-every", "2", "--quiet"]
+    assert main(common + ["--max-steps", "2", "--run-dir", str(tmp_path / "run")]) == 0
+    set_langevin_defaults(out, 0.7, 3, {"rows": [], "chosen": {"step_lr": 0.7, "steps_per_level": 3}})
+    assert main(common + ["--max-steps", "4", "--run-dir", str(tmp_path / "elsewhere")]) == 0   # from the shipped weights
+    model = load_model(out)
+    assert (model.process.langevin_step, model.process.steps_per_level) == (0.7, 3)
+    assert read_checkpoint(out)["card"]["langevin_choice"]["chosen"]["step_lr"] == 0.7
