@@ -324,7 +324,7 @@ def evaluate_generation(args: EvaluationConfig, model, card: dict, device) -> di
     from .api import sample_num_atoms
 
     if not 1 <= args.num_generated <= 10_000:
-        raise ValueError(f"--num-generated must be between 1 and 10000, got {args.num_generated}")
+        raise ValueError(f"--num-generated must be at least 1 and at most 10000, got {args.num_generated}")
     if args.space_group != "none":
         raise ValueError("--space-group applies to structure-prediction checkpoints only")
     _, train_crystals, val_crystals = prepare_data(training_config(card, "cannot rebuild its splits", args.data))

@@ -139,6 +139,7 @@ def test_the_training_command_writes_a_cdvae_card(perov_rows, tmp_path):
     assert isinstance(load_model(out), CDVAE)
 
 
+@pytest.mark.slow  # about a minute of training on 2 cores: `make test-all` (or pytest -m slow) runs it
 def test_a_tiny_cdvae_overfits_two_crystals_and_reconstructs_them(perovskites):
     crystals = perovskites[:2]
     model = _tiny(crystals, kl_weight=1e-4).train()

@@ -116,6 +116,7 @@ def test_map_walk_and_optimisation(server, page):
     page.locator('[data-testid="stPlotlyChart"]').first.screenshot(path=str(SHOTS / "latent_map_with_paths.png"))
 
 
+@pytest.mark.slow  # the page's layout in projector mode; the map / walk / optimise test runs in make test
 def test_projector_mode(server, page):
     """The same page in projector mode (larger type, taller views): the walk and the path come from the server's
     cache (same settings as above), and no label is cut."""
