@@ -197,24 +197,24 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
     return _finish(args, path, results, command)
 
 
-def _training_crystals(card: dict, why: str) -> list:
-    """A checkpoint's own training split, rebuilt from the files its card names."""
-    config = training_config(card, f"its training crystals are needed {why}")   # the card's own files
+def _card_split(card: dict, why: str) -> tuple[list, list]:
+    """A checkpoint's own (training, validation) split, rebuilt from the files its card names."""
+    config = training_config(card, f"its crystals are needed {why}")   # the card's own files
     missing = [path for path in config.data if not resolve_data_file(path).exists()]
     if missing:
-        raise ValueError(f"the training data {', '.join(missing)} is not here (it is needed {why})")
-    _, train, _ = prepare_data(config)
-    return train
+        raise ValueError(f"the data {', '.join(missing)} is not here (it is needed {why})")
+    _, train, val = prepare_data(config)
+    return train, val
+
+
+def _training_crystals(card: dict, why: str) -> list:
+    """A checkpoint's own training split."""
+    return _card_split(card, why)[0]
 
 
 def validation_crystals(card: dict) -> list:
-    """A checkpoint's own validation split, rebuilt from the files its card names (the Latent space map)."""
-    config = training_config(card, "its validation crystals cannot be rebuilt")
-    missing = [path for path in config.data if not resolve_data_file(path).exists()]
-    if missing:
-        raise ValueError(f"the data {', '.join(missing)} is not here (the validation crystals come from it)")
-    _, _, val = prepare_data(config)
-    return val
+    """A checkpoint's own validation split (the Latent space map)."""
+    return _card_split(card, "for its validation crystals")[1]
 
 
 def training_space_group_predictor(card: dict) -> SpaceGroupPredictor:
