@@ -24,7 +24,6 @@ No Streamlit here.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
