@@ -39,7 +39,7 @@ from .figures import PALETTE, style
 from .models import app_device
 from .time_left import BatchClock
 from .viewer import ViewFrame, grid_html
-from .widgets import show_view, table_size
+from .widgets import chart, show_view, static_table
 
 try:  # where Streamlit keeps its stop/rerun exceptions (internal; absent = a Stop just drops the partial run)
     from streamlit.runtime.scriptrunner_utils.exceptions import ScriptControlException
@@ -262,10 +262,10 @@ def show_relaxed(entry: GeneratedRelax) -> None:
         show_view(grid_html(frames, ["generated", "relaxed (CHGNet)"], columns=2, cell_height=VIEW_HEIGHT), VIEW_HEIGHT)
     with table_col:
         table = comparison_table(relaxed)
-        st.dataframe(table, hide_index=True, width="stretch", key="relax.table", **table_size(len(table)))
+        static_table(table)
         st.caption("RMS displacement: each atom's move (nearest periodic image, common shift removed) in the "
                    "relaxed cell; the cell's own change is the volume row. Forces are per atom.")
-    st.plotly_chart(energy_figure(entry), width="stretch", key="relax.energies", config={"displayModeBar": False})
+    chart(energy_figure(entry), key="relax.energies")
     if relaxed.stopped_by != "converged":
         st.caption(f"Not converged ({HOW_IT_ENDED[relaxed.stopped_by]}): the numbers are for the structure reached so far.")
 

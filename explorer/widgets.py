@@ -1,6 +1,8 @@
 """Small Streamlit widgets shared by pages: the 3D view, the numbers table, missing-3Dmol hint."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import streamlit as st
 
@@ -35,8 +37,31 @@ def scroll_to(anchor_id: str) -> None:
 def numbers_table(numbers: StructureNumbers, extra: list[tuple[str, str]] | None = None) -> None:
     """The numbers of a structure as a two-column table."""
     rows = (extra or []) + numbers.rows()
-    st.dataframe(pd.DataFrame(rows, columns=["quantity", "value"]), hide_index=True, width="stretch",
-                 **table_size(len(rows)))
+    static_table(pd.DataFrame(rows, columns=["quantity", "value"]))
+
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>|~$])")   # what Markdown (and Streamlit's $math$) would act on
+
+
+def static_table(frame: pd.DataFrame) -> None:
+    """A small table of words and numbers that wraps its text instead of cutting it (``st.dataframe`` draws
+    on a canvas and cuts a cell wider than its column; a narrow column or 150 % zoom would hide values).
+    ``st.table`` reads Markdown in its cells, so every cell is escaped to show exactly its text."""
+    escape = lambda value: _MARKDOWN.sub(r"\\\1", str(value))   # noqa: E731
+    shown = frame.map(escape).rename(columns=escape)
+    st.table(shown, hide_index=True, border="horizontal")
+
+
+def chart(figure, key: str | None = None, container=None) -> None:
+    """A Plotly figure at the column's width, its title written above it as page text: Plotly never wraps a
+    title and cuts what runs past the chart's edge (a third of the page at 150 % zoom holds 18 characters)."""
+    target = container if container is not None else st
+    title = figure.layout.title.text
+    if title:
+        figure.update_layout(title=None, margin=dict(t=10))
+        target = target.container()
+        target.markdown("**" + _MARKDOWN.sub(r"\\\1", title) + "**")
+    target.plotly_chart(figure, width="stretch", key=key, config={"displayModeBar": False})
 
 
 def table_size(rows: int) -> dict[str, int]:

@@ -7,6 +7,7 @@ import streamlit as st
 from diffusion.api import SCHEDULE_NAMES, make_schedule
 from explorer.figures import SCHEDULE_CAPTIONS, SCHEDULE_PLOTS, schedule_figure
 from explorer.layout import page_link, setup_page
+from explorer.widgets import chart, static_table
 
 setup_page("Noise schedules")
 st.title("Noise schedules")
@@ -27,17 +28,17 @@ schedules = [make_schedule(name, int(T)) for name in chosen]
 rows = []
 for s in schedules:
     abar = float(s.abar[marker])
-    rows.append({"schedule": s.name, "β_t": float(s.beta[marker]), "ᾱ_t": abar, "√ᾱ_t (signal)": math.sqrt(abar),
-                 "√(1−ᾱ_t) (noise)": math.sqrt(max(0.0, 1 - abar)),
-                 "log SNR_t": float(s.log_snr[marker]) if marker > 0 else math.inf, "σ_t (coords)": float(s.sigma[marker])})
+    values = {"β_t": float(s.beta[marker]), "ᾱ_t": abar, "√ᾱ_t (signal)": math.sqrt(abar),
+              "√(1−ᾱ_t) (noise)": math.sqrt(max(0.0, 1 - abar)),
+              "log SNR_t": float(s.log_snr[marker]) if marker > 0 else math.inf, "σ_t (coords)": float(s.sigma[marker])}
+    rows.append({"schedule": s.name, **{k: f"{v:.4g}" for k, v in values.items()}})
 st.markdown(f"**Values at t = {marker}**")
-st.dataframe(pd.DataFrame(rows).style.format(precision=4), hide_index=True, width="stretch")
+static_table(pd.DataFrame(rows))
 
 columns = st.columns(2, gap="large")
 for i, kind in enumerate(SCHEDULE_PLOTS):
     with columns[i % 2]:
-        st.plotly_chart(schedule_figure(kind, schedules, marker), width="stretch", key=f"sched.fig.{kind}",
-                        config={"displayModeBar": False})
+        chart(schedule_figure(kind, schedules, marker), key=f"sched.fig.{kind}")
         st.caption(SCHEDULE_CAPTIONS[kind])
 with columns[len(SCHEDULE_PLOTS) % 2]:
     st.markdown("#### See it on a crystal")

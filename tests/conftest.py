@@ -117,3 +117,17 @@ def one_torch_thread():
     shared 2-core machine, use it)."""
     with torch_threads(1):
         yield
+
+
+def shown_tables(at) -> list:
+    """Every ``st.table`` of an AppTest page as a DataFrame of the text the reader sees (the app escapes
+    Markdown in its static tables: ``P4\\_2/mnm`` is shown as ``P4_2/mnm``)."""
+    import re
+
+    unescape = lambda value: re.sub(r"\\(.)", r"\1", str(value))   # noqa: E731
+    return [t.value.map(unescape).rename(columns=unescape) for t in at.table]
+
+
+def numbers_tables(at) -> list[dict[str, str]]:
+    """The quantity -> value tables (numbers of a structure) of an AppTest page, in page order."""
+    return [dict(zip(t["quantity"], t["value"])) for t in shown_tables(at) if list(t.columns) == ["quantity", "value"]]

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import numbers_tables
+
 from diffusion.trajectory import nearest_frame as frame_at
 from explorer.comparison import common_steps, split_settings
 from explorer.settings import GenerateSettings
@@ -29,7 +31,7 @@ def _views(at: AppTest) -> list[dict]:
 
 
 def _tables(at: AppTest) -> list[dict[str, str]]:
-    return [dict(zip(df.value["quantity"], df.value["value"])) for df in at.dataframe]
+    return numbers_tables(at)
 
 
 def _figure(at: AppTest) -> dict:

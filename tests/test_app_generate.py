@@ -5,6 +5,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from conftest import numbers_tables
+
 from diffusion.space_group_prediction import NO_PROTOTYPE_MATCH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +35,7 @@ def _view_data(at: AppTest) -> dict:
 
 
 def _numbers(at: AppTest) -> dict[str, str]:
-    table = at.dataframe[0].value
-    return dict(zip(table["quantity"], table["value"]))
+    return numbers_tables(at)[0]
 
 
 def _generate(at: AppTest, steps: int = 8) -> AppTest:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from conftest import numbers_tables, shown_tables
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = ("pages/1_Noise_schedules.py", "pages/2_Forward_process.py", "pages/3_Generate.py",
          "pages/4_Batch_and_metrics.py")
@@ -67,11 +69,11 @@ def test_noise_schedules_page(app_env):
     at = _run("pages/1_Noise_schedules.py")
     assert not at.exception
     assert len(at.get("plotly_chart")) == 5
-    assert len(at.dataframe[0].value) == 2
+    assert len(shown_tables(at)[0]) == 2
     at.multiselect(key="sched.names").set_value(["linear", "cosine", "sigmoid", "quadratic"])
     at.number_input(key="sched.T").set_value(200).run()
     assert not at.exception
-    assert len(at.dataframe[0].value) == 4
+    assert list(shown_tables(at)[0]["schedule"]) == ["linear", "cosine", "sigmoid", "quadratic"]
     assert at.slider(key="sched.t").value <= 200
     at.multiselect(key="sched.names").set_value([]).run()
     assert not at.exception and at.warning
@@ -81,14 +83,14 @@ def test_forward_page_slider_moves_the_crystal(app_env):
     at = _run("pages/2_Forward_process.py")
     assert not at.exception
     view = at.get("iframe")[0].proto.srcdoc
-    table = dict(zip(at.dataframe[0].value["quantity"], at.dataframe[0].value["value"]))
+    table = numbers_tables(at)[0]
     assert table["space group (spglib, 0.1 Å)"] == "Pm-3m (221)"
     assert '"follow":"t"' in view and '"ghosts":[{' in view, "every x_t in one view, the clean crystal as a ghost"
     at.slider(key="fwd.t").set_value(700).run()
     assert not at.exception
     assert at.query_params["t"] in ("700", ["700"]), "the view follows ?t="
     assert at.get("iframe")[0].proto.srcdoc == view, "scrubbing does not reload the view"
-    table = dict(zip(at.dataframe[0].value["quantity"], at.dataframe[0].value["value"]))
+    table = numbers_tables(at)[0]
     assert table["step t"] == "700 of 1000" and table["a, b, c (Å)"] != "3.905, 3.905, 3.905"
     at.selectbox(key="fwd.example").set_value("rutile").run()
     assert not at.exception
@@ -104,7 +106,7 @@ def test_forward_page_upload(app_env):
     assert any("broken.cif" in e.value for e in at.error)
     at.file_uploader(key="fwd.upload").set_value(("rutile.cif", RUTILE_CIF.encode(), "text/plain")).run()
     assert not at.exception and not at.error
-    table = dict(zip(at.dataframe[0].value["quantity"], at.dataframe[0].value["value"]))
+    table = numbers_tables(at)[0]
     assert table["space group (spglib, 0.1 Å)"] == "P4_2/mnm (136)"
 
 

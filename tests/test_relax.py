@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shown_tables
 from pymatgen.core import Lattice, Structure
 
 from diffusion.relax import (CHGNET_REQUIREMENT, HARD_MAX_STEPS, PotentialUnavailable, energies_along,
@@ -153,7 +154,7 @@ def app_env(checkpoint_dir, monkeypatch, potential):
 
 def _frame(at, column: str):
     """The first table with this column (AppTest does not report a dataframe's key)."""
-    return next((df.value for df in at.dataframe if column in df.value.columns), None)
+    return next((df for df in [d.value for d in at.dataframe] + shown_tables(at) if column in df.columns), None)
 
 
 def _table(at) -> dict[str, tuple[str, str]]:
