@@ -32,6 +32,7 @@ import argparse
 import importlib.util
 import io
 import os
+import re
 import sys
 import tempfile
 import time
@@ -334,6 +335,11 @@ class Walk:
         self._seen.add((self.step, problem))
         return True
 
+    def runs_on(self) -> str:
+        """The sidebar's "Runs on:" line (it is in the page even while the sidebar is folded)."""
+        text = self.page.locator('[data-testid="stSidebar"]').text_content() or ""
+        return re.search(r"Runs on:\s*([^\n]*?\))", text).group(1) if "Runs on:" in text else "?"
+
     def shot(self, name: str) -> None:
         from PIL import Image
 
@@ -383,7 +389,7 @@ def step0(w: Walk) -> None:
 
 def step1(w: Walk) -> None:
     """Noise schedules: linear and cosine (the page's default choice)."""
-    w.open("Noise_schedules", '[data-testid="stDataFrame"] [role="gridcell"]')
+    w.open("Noise_schedules", '[data-testid="stTable"] td')
     w.page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .main-svg').length >= 5",
                              timeout=120_000)
     chosen = w.page.locator('[data-testid="stMultiSelect"]').first.inner_text()
@@ -478,13 +484,14 @@ def step5(w: Walk) -> None:
     w.scroll_to(w.button("Relax with CHGNet"), offset=HEADER + 40)
     w.check("step 5")
     w.shot("step5_relax")
-    w.scroll_to(w.page.locator('[data-testid="stDataFrame"]').last, offset=HEADER + 40)   # energy, force, cell
+    w.scroll_to(w.page.locator('[data-testid="stTable"]').last, offset=HEADER + 40)   # energy, force, cell
     w.shot("step5_relax_numbers")
 
 
 def step6(w: Walk) -> None:
     """Train: Train with the defaults, wait for Finished, Sample now."""
     w.open("Train", '.st-key-train-go button')
+    before = w.runs_on()
     w.button("Train").click()
     w.page.wait_for_selector("text=Finished", timeout=600_000)
     w.settle()
@@ -498,6 +505,9 @@ def step6(w: Walk) -> None:
     w.scroll_to(w.page.get_by_text("Sampled", exact=True).first)
     w.check("step 6 sample")
     w.shot("step6_sample")
+    w.open("Noise_schedules", '[data-testid="stPlotlyChart"]')
+    if w.runs_on() != before:   # the trainer's one torch thread must not stick to later sessions
+        w.failures.append(f"{w.layout} step 6: the sidebar said {before!r} before training, {w.runs_on()!r} after")
 
 
 def step7(w: Walk) -> None:

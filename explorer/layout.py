@@ -13,6 +13,7 @@ thread count put back for every run, and the background warm-up of the heavy dat
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -57,7 +58,9 @@ def switch_to(path: str, label: str, icon: str | None = None) -> None:
 PROJECTOR_PARAM = "projector"
 _PROJECTOR_KEY = "layout.projector"
 PROJECTOR_VIEW_SCALE = 1.3   # 3D views are this much taller in projector mode
-APP_THREADS = torch.get_num_threads()  # read at import, before any training thread could change it
+# torch's thread count for the app's own work, read before any training thread lowered it, and kept in the
+# environment: Streamlit re-imports a module whose source changed, and a count read then could be a trainer's 1
+APP_THREADS = int(os.environ.setdefault("CRYSTAL_DIFFUSION_APP_THREADS", str(torch.get_num_threads())))
 _log = logging.getLogger(__name__)
 
 # Always: equation panels (``equation_view``) wrap at = and + and shrink a little in a narrow column
@@ -75,7 +78,10 @@ _CSS = """
 [data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * { white-space: normal; overflow: visible; text-overflow: clip; }
 [data-testid="stColumn"]:has([data-testid="stButton"] [data-testid="stMarkdownContainer"] p) { min-width: min(100%, 5.5rem); }
 [data-testid="stColumn"]:has([data-testid="stCheckbox"]) { min-width: min(100%, 8rem); }
-[data-testid="stColumn"]:has([data-testid="stDataFrame"]) { min-width: min(100%, 18rem); }
+[data-testid="stColumn"]:has([data-testid="stDataFrame"]), [data-testid="stColumn"]:has([data-testid="stTable"]) {
+    min-width: min(100%, 18rem); }
+[data-testid="stColumn"]:has([data-testid="stMetric"]) { min-width: min(100%, 10rem); }
+[data-testid="stColumn"]:has([data-testid="stMultiSelect"]) { min-width: min(100%, 16rem); }
 """
 # Projector mode: rem-based type and spacing larger, the page as wide as the screen.
 _PROJECTOR_CSS = """
@@ -197,7 +203,6 @@ def start_warm_up() -> None:
     """Start the warm-up thread once per server process (on the first page any visitor opens); not
     without a server, nor with CRYSTAL_DIFFUSION_WARM_UP=0 (the tests: a process that exits while the
     thread reads data is aborted)."""
-    import os
 
     from streamlit.runtime import Runtime
 

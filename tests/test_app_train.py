@@ -162,3 +162,51 @@ def test_the_defaults_rebuild_a_training_crystal():
         if match_rms(trajectory.structure(frame=trajectory.num_frames - 1), target.to_structure()) is not None:
             rebuilt.append(seed)
     assert len(rebuilt) >= 4, f"only seeds {rebuilt} of 0-5 rebuilt the training crystal"
+
+
+def test_the_sidebar_thread_count_survives_a_training(page):
+    """The trainer runs on one torch thread; torch keeps that count process-wide for threads started later,
+    so without explicit restoring every later session (and this one) would say "CPU (1 thread)"."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads < 2:
+        pytest.skip("the process runs on one torch thread: nothing to restore")
+    expected = f"CPU ({threads} threads)"
+    at = page
+    _train(at, 20)
+    trainer = at.session_state["train.trainer"]
+    assert trainer.join(60) and trainer.status == "finished"
+    at.run()
+    assert any(expected in c.value for c in at.sidebar.caption), "this session's sidebar after its training"
+    other = AppTest.from_file(str(ROOT / "pages" / "1_Noise_schedules.py"), default_timeout=60).run()
+    assert not other.exception
+    assert any(expected in c.value for c in other.sidebar.caption), "a new session's sidebar"
+
+
+def test_the_app_thread_count_survives_a_module_reload(monkeypatch):
+    """Streamlit re-imports an edited module; the app's thread count must not be re-read from a torch that a
+    trainer has set to one thread since."""
+    import importlib
+    import threading
+
+    import torch
+
+    import explorer.layout as layout
+
+    threads = torch.get_num_threads()
+    if threads < 2:
+        pytest.skip("the process runs on one torch thread")
+    monkeypatch.setenv("CRYSTAL_DIFFUSION_APP_THREADS", str(layout.APP_THREADS))
+    trainer = threading.Thread(target=lambda: torch.set_num_threads(1))   # what diffusion/live.py does
+    trainer.start()
+    trainer.join()
+    seen = []   # Streamlit re-imports in a new script thread, whose torch starts from the lowered count
+    reloader = threading.Thread(target=lambda: seen.append(importlib.reload(layout).APP_THREADS))
+    try:
+        reloader.start()
+        reloader.join()
+        assert seen == [threads]
+    finally:
+        torch.set_num_threads(threads)
+        importlib.reload(layout)
