@@ -22,7 +22,7 @@ from .numbers import find_space_group
 from .space_group_field import space_group_field
 from .settings import DEFAULT_STEPS, PRECISION_LABELS, SAMPLER_LABELS, GenerateSettings
 from .viewer import ViewFrame, grid_html
-from .widgets import show_view
+from .widgets import chart, show_view
 
 MAX_BATCH = 64
 GALLERY_SIZE = 16
@@ -174,6 +174,20 @@ def run(entry: ModelEntry, settings: GenerateSettings, count: int, task: str) ->
     ss.pop("batch.error", None)
 
 
+METRICS_PER_ROW = 4
+# short headers, so that the nine columns fit a projector or 150 % zoom; the full name is the header's tooltip
+TABLE_LABELS = {
+    "sample": st.column_config.NumberColumn("#", help="sample number", width=40),
+    "seed": st.column_config.NumberColumn("seed", help="the sample's own seed (reproduces it alone)", width=50),
+    "atoms": st.column_config.NumberColumn("atoms", width=55),
+    "space group": st.column_config.TextColumn("group", help="space group (spglib, 0.1 Å)"),
+    "density (g/cm³)": st.column_config.NumberColumn("ρ g/cm³", help="density (g/cm³)"),
+    "shortest distance (Å)": st.column_config.NumberColumn("d min Å", help="shortest interatomic distance (Å)"),
+    "valid": st.column_config.CheckboxColumn("valid", help="structurally valid: no two atoms closer than 0.5 Å"),
+    "matches known": st.column_config.CheckboxColumn("known", help="matches a known structure (StructureMatcher)"),
+}
+
+
 def _table(result: BatchResult) -> pd.DataFrame:
     rows = []
     for i, (s, d) in enumerate(zip(result.structures, result.min_distances)):
@@ -200,9 +214,11 @@ def _zip_cifs(result: BatchResult) -> bytes:
 def show(result: BatchResult) -> None:
     st.markdown(f"**{result.num_samples} samples** of {result.settings.summary(result.task)}, "
                 f"in {result.seconds:.1f} s ({result.seconds / result.num_samples:.2f} s per structure).")
-    columns = st.columns(len(result.metrics.metrics))
-    for column, metric in zip(columns, result.metrics.metrics):
-        column.metric(metric.name, metric.text(), help=metric.detail)
+    metrics = result.metrics.metrics
+    for start in range(0, len(metrics), METRICS_PER_ROW):   # six or seven in one row squeeze their labels together
+        row = metrics[start:start + METRICS_PER_ROW]
+        for column, metric in zip(st.columns(METRICS_PER_ROW), row):
+            column.metric(metric.name, metric.text(), help=metric.detail)
     if result.metrics.notes:
         st.caption(" ".join(result.metrics.notes))
 
@@ -213,12 +229,10 @@ def show(result: BatchResult) -> None:
     densities = np.array([float(s.density) for s in result.structures])
     elements = np.array([len(s.composition.elements) for s in result.structures])
     left, right = st.columns(2)
-    left.plotly_chart(distribution_figure(densities, None if reference is None else reference["density"],
-                                          "Density", "density (g/cm³)"), width="stretch", key="batch.density",
-                      config={"displayModeBar": False})
-    right.plotly_chart(distribution_figure(elements, None if reference is None else reference["elements"],
-                                           "Number of elements", "elements per crystal", discrete=True),
-                       width="stretch", key="batch.elements", config={"displayModeBar": False})
+    chart(distribution_figure(densities, None if reference is None else reference["density"], "Density",
+                              "density (g/cm³)"), key="batch.density", container=left)
+    chart(distribution_figure(elements, None if reference is None else reference["elements"], "Number of elements",
+                              "elements per crystal", discrete=True), key="batch.elements", container=right)
     st.caption("Grey: the crystals the model was trained on (its card's data files); blue: these samples. For "
                "structure prediction the number of elements is fixed by the composition; the density shows "
                "whether the cells come out the right size.")
@@ -233,6 +247,6 @@ def show(result: BatchResult) -> None:
     show_view(grid_html(frames, titles, columns=columns, cell_height=240), rows * 240)
     if len(result.structures) > GALLERY_SIZE:
         st.caption(f"The first {GALLERY_SIZE} of {len(result.structures)} samples; all are in the table and the download.")
-    st.dataframe(_table(result), hide_index=True, width="stretch")
+    st.dataframe(_table(result), hide_index=True, width="stretch", column_config=TABLE_LABELS)
     st.download_button("All samples (zip of CIF files)", data=lambda: _zip_cifs(result), file_name="samples.zip",
                        mime="application/zip", icon=":material/download:", on_click="ignore", key="batch.dl")

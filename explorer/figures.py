@@ -25,7 +25,9 @@ def marker_value(y: np.ndarray, k: int) -> float | None:
 
 
 def style(fig: go.Figure, height: int = 320, title: str | None = None, legend_below: bool = False) -> go.Figure:
-    legend = (dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0) if legend_below else
+    """The app's look; a legend below the plot clears the x-axis title. Pages draw a figure with
+    ``widgets.chart``, which writes the title above it as wrapping text."""
+    legend = (dict(orientation="h", yanchor="top", y=-0.32, xanchor="left", x=0) if legend_below else
               dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
     fig.update_layout(height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), font=FONT,
                       title=dict(text=title, x=0.01, font=dict(size=16)) if title else None,
@@ -64,7 +66,7 @@ def schedule_figure(kind: str, schedules: list, marker_t: int | None = None) -> 
     """One plot of ``kind`` (see ``SCHEDULE_PLOTS``) overlaying several ``NoiseSchedule`` objects."""
     fig = go.Figure()
     titles = {"beta": "β_t: noise variance added at step t", "abar": "ᾱ_t: signal variance kept",
-              "coefficients": "√ᾱ_t (signal, solid) and √(1 − ᾱ_t) (noise, dashed)",
+              "coefficients": "√ᾱ_t (signal, solid) and √(1\u00a0−\u00a0ᾱ_t) (noise, dashed)",   # one word when wrapped
               "log_snr": "log SNR_t", "sigma": "σ_t of the fractional coordinates (wrapped normal)"}
     for i, schedule in enumerate(schedules):
         color = PALETTE[i % len(PALETTE)]
@@ -126,7 +128,7 @@ DIAGNOSTICS = (
 def diagnostics_figure(trajectory, crystal: int, t: int) -> go.Figure:
     """The trajectory's diagnostics against t (T on the left), with a marker at step t."""
     fig = make_subplots(rows=2, cols=2, subplot_titles=[title for _, title in DIAGNOSTICS],
-                        horizontal_spacing=0.09, vertical_spacing=0.2)
+                        horizontal_spacing=0.09, vertical_spacing=0.22)
     steps = trajectory.timesteps.numpy()
     k = trajectory.frame_of_step(t)
     for i, (name, title) in enumerate(DIAGNOSTICS):
@@ -145,7 +147,8 @@ def diagnostics_figure(trajectory, crystal: int, t: int) -> go.Figure:
         if name == "min_distance":
             fig.add_hline(y=0.5, line=dict(color="#888888", dash="dash", width=1), row=row + 1, col=col + 1)
     T = int(steps.max()) if len(steps) else 1
-    fig.update_xaxes(range=[T * 1.02, -T * 0.02], title_text="step t")
+    fig.update_xaxes(range=[T * 1.02, -T * 0.02])
+    fig.update_xaxes(title_text="step t", row=2)   # on the top row it would sit on the titles below
     fig = style(fig, 480)
     fig.update_layout(hovermode="closest", margin=dict(l=10, r=10, t=30, b=10))
     fig.update_annotations(font=dict(size=14))

@@ -16,7 +16,7 @@ from .examples import EXAMPLE_CRYSTALS, example_structure
 from .figures import coordinate_histogram
 from .numbers import describe
 from .viewer import ViewFrame, ViewOptions, trajectory_html
-from .widgets import numbers_table, show_view
+from .widgets import chart, numbers_table, show_view
 
 MAX_UPLOAD_ATOMS = 200
 HISTOGRAM_DRAWS = 128
@@ -149,8 +149,7 @@ def forward_panel(crystal: Crystal, key: str) -> None:
         panels = forward_panels(sched, t)
         show_panels([[p for p in panels if p.field == "lattice"], [p for p in panels if p.field == "coords"]])
         values = _histogram_values(key, crystal, schedule, T, t)
-        st.plotly_chart(coordinate_histogram(values, float(sched.sigma[t])), width="stretch", key="fwd.hist",
-                        config={"displayModeBar": False})
+        chart(coordinate_histogram(values, float(sched.sigma[t])), key="fwd.hist")
         st.caption(f"All fractional coordinates of x_t from {HISTOGRAM_DRAWS} independent noise draws. At t = 0 they "
                    "are a few sharp peaks (the Wyckoff positions); as σ_t grows they blur and wrap around, and near "
                    "t = T the histogram is flat: uniform on [0, 1), the prior the reverse process starts from.")

@@ -38,8 +38,12 @@ def loss_figure(history: list, max_steps: int) -> go.Figure:
         fig.add_trace(go.Scatter(x=steps, y=smoothed([p.coords for p in history]), mode="lines",
                                  name="coordinate score term", line=dict(color=PALETTE[4], width=2, dash="dot")))
     fig.update_xaxes(title_text="optimizer step", range=[0, max(int(max_steps), 1)])
-    # labelled decades and halves only: plotly's default log ticks label every minor tick ("2 1 9 8 7 ...")
-    fig.update_yaxes(title_text="loss (log scale)", type="log", tickvals=LOSS_TICKS, ticktext=[f"{v:g}" for v in LOSS_TICKS])
+    # plotly's default log ticks label every minor tick ("2 1 9 8 7 ..."): 1-2-5 over up to two decades,
+    # decades only over more (a projector's larger type would lay the labels on each other)
+    values = [v for p in history for v in (p.total, p.lattice, p.coords) if v > 0]
+    wide = bool(values) and max(values) > 100 * min(values)
+    ticks = [v for v in LOSS_TICKS if not wide or f"{v:g}".lstrip("0.").startswith("1")]
+    fig.update_yaxes(title_text="loss (log scale)", type="log", tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white", font=dict(size=14),
                       hovermode="x unified",
                       legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))

@@ -11,6 +11,14 @@ from plotly.subplots import make_subplots
 from .figures import MARKER_COLOR, PALETTE, style
 
 DATA_COLOR = "#bbbbbb"
+# SVG, not WebGL: every WebGL chart holds up to three browser contexts and the page draws five charts, past
+# Chrome's limit of 16 (the oldest chart then goes blank); the grey data are thinned to keep SVG fast
+DATA_SHOWN = 700
+
+
+def _thinned(data: np.ndarray) -> np.ndarray:
+    """(n, 2) -> at most DATA_SHOWN rows, evenly strided (the backdrop only; metrics use all points)."""
+    return data[:: max(1, -(-len(data) // DATA_SHOWN))]
 PATH_COLOR = "#ff7f0e"
 
 
@@ -28,7 +36,8 @@ def points_figure(data: np.ndarray, points: np.ndarray, periodic: bool, title: s
     """data (n, 2) in grey, points (m, 2) in colour; paths (P, K', 2): a few particles' whole paths so far;
     arrows: (grid (G, 2), move (G, 2)) drawn as short segments (the learned drift at this step)."""
     fig = go.Figure()
-    fig.add_trace(go.Scattergl(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
+    data = _thinned(data)
+    fig.add_trace(go.Scatter(x=data[:, 0], y=data[:, 1], mode="markers", name="data",
                                marker=dict(color=DATA_COLOR, size=3), hoverinfo="skip"))
     if arrows is not None:
         grid, move = arrows
@@ -40,7 +49,7 @@ def points_figure(data: np.ndarray, points: np.ndarray, periodic: bool, title: s
             ys += [y, y + dy, None]
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="learned drift", hoverinfo="skip",
                                  line=dict(color=PALETTE[2], width=1.2)))
-    fig.add_trace(go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", name="x_t",
+    fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name="x_t",
                                marker=dict(color=PALETTE[0], size=4, opacity=0.7),
                                hovertemplate="(%{x:.2f}, %{y:.2f})<extra></extra>"))
     if paths is not None:
@@ -52,7 +61,7 @@ def points_figure(data: np.ndarray, points: np.ndarray, periodic: bool, title: s
                                      hoverinfo="skip", marker=dict(color=MARKER_COLOR, size=8)))
     style(fig, height, title)
     _axes(fig, periodic, span)
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.08, xanchor="left", x=0))
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0))
     return fig
 
 
@@ -68,7 +77,7 @@ def histogram_figure(points: np.ndarray, periodic: bool, t: int, height: int = 3
         grid = np.linspace(-4, 4, 200)
         fig.add_trace(go.Scatter(x=grid, y=np.exp(-grid ** 2 / 2) / math.sqrt(2 * math.pi), mode="lines",
                                  name="N(0, 1)", line=dict(color=MARKER_COLOR, dash="dash")))
-    style(fig, height, f"One coordinate at t = {t} against the prior")
+    style(fig, height, f"One coordinate at t = {t} against the prior", legend_below=True)
     fig.update_xaxes(range=(0, 1) if periodic else (-4, 4))
     return fig
 
@@ -86,7 +95,9 @@ def loss_figure(losses: list[float], height: int = 260, every: int = 1) -> go.Fi
                                  line=dict(color=PALETTE[0], width=2)))
     style(fig, height, "Training loss: |ε − ε̂(x_t, t)|²")
     fig.update_xaxes(title_text="optimizer step")
-    fig.update_yaxes(type="log")
+    positive = y[y > 0]
+    if len(positive) and positive.max() > 10 * positive.min():   # within one decade a log axis crowds its labels
+        fig.update_yaxes(type="log")
     return fig
 
 
@@ -98,9 +109,12 @@ def mixture_figure(data: np.ndarray, grid_axis: np.ndarray, density: np.ndarray,
     fig.add_trace(go.Contour(x=grid_axis, y=grid_axis, z=density, showscale=False, ncontours=14,
                              colorscale="Blues", contours=dict(coloring="lines"), hoverinfo="skip"), row=1, col=1)
     for col, samples, color in ((1, mixture_samples, PALETTE[3]), (2, diffusion_samples, PALETTE[0])):
-        fig.add_trace(go.Scattergl(x=data[:, 0], y=data[:, 1], mode="markers", showlegend=False, hoverinfo="skip",
-                                   marker=dict(color=DATA_COLOR, size=3)), row=1, col=col)
-        fig.add_trace(go.Scattergl(x=samples[:, 0], y=samples[:, 1], mode="markers", showlegend=False,
+        backdrop = _thinned(data)
+        fig.add_trace(go.Scatter(x=backdrop[:, 0], y=backdrop[:, 1], mode="markers", showlegend=False, hoverinfo="skip",
+                                 marker=dict(color=DATA_COLOR, size=3)), row=1, col=col)
+        fig.add_trace(go.Scatter(x=samples[:, 0], y=samples[:, 1], mode="markers", showlegend=False,
                                    marker=dict(color=color, size=4, opacity=0.7), hoverinfo="skip"), row=1, col=col)
         _axes(fig, periodic, span, 1, col)
-    return style(fig, height)
+    style(fig, height)
+    fig.update_layout(margin=dict(t=40))   # room for the two subplot titles above the plots
+    return fig

@@ -16,6 +16,7 @@ import streamlit as st
 from diffusion.api import SCHEDULE_NAMES, toy2d
 
 from .toy2d_figures import histogram_figure, loss_figure, mixture_figure, points_figure
+from .widgets import chart
 
 DATASET_LABELS = {"swiss_roll": "Swiss roll", "two_moons": "Two moons", "gaussian_mixture": "Gaussian mixture",
                   "periodic_box": "Atoms in a periodic box (torus)"}
@@ -74,11 +75,9 @@ def forward_section() -> None:
     st.subheader("Forward: noise the points step by step")
     t = st.slider("Step t of the forward process", 0, NUM_STEPS, key="toy.t")
     left, right = st.columns([1.2, 1])
-    left.plotly_chart(points_figure(data.points.numpy(), frames[t], data.periodic, f"x_t at t = {t}",
-                                    paths=frames[: t + 1, :PATHS].transpose(1, 0, 2)),
-                      width="stretch", key="toy.forward_plot", config={"displayModeBar": False})
-    right.plotly_chart(histogram_figure(frames[t], data.periodic, t), width="stretch", key="toy.histogram",
-                       config={"displayModeBar": False})
+    chart(points_figure(data.points.numpy(), frames[t], data.periodic, f"x_t at t = {t}",
+                        paths=frames[: t + 1, :PATHS].transpose(1, 0, 2)), key="toy.forward_plot", container=left)
+    chart(histogram_figure(frames[t], data.periodic, t), key="toy.histogram", container=right)
     process = toy2d.make_process(ss["toy.schedule"], NUM_STEPS, data.periodic)
     numbers = toy2d.forward_numbers(process)
     if data.periodic:
@@ -112,22 +111,21 @@ def train_section() -> None:
     if result is not None:
         st.caption(f"Trained {result.steps} steps in {result.seconds:.1f} s; final loss (running mean) "
                    f"{np.mean(result.losses[-100:]):.3f}.")
-        st.plotly_chart(loss_figure(result.losses), width="stretch", key="toy.loss", config={"displayModeBar": False})
+        chart(loss_figure(result.losses), key="toy.loss")
 
 
 def _train() -> None:
     data = dataset(ss["toy.dataset"], int(ss["toy.seed"]))
     config = toy2d.ToyTrainConfig(schedule=ss["toy.schedule"], seed=int(ss["toy.seed"]), max_steps=int(ss["toy.steps"]))
     bar = st.progress(0.0, text="Training...")
-    chart = st.empty()
+    live_chart = st.empty()
     live: list[float] = []
 
     def progress(done: int, loss: float) -> None:
         live.append(loss)
         bar.progress(done / config.max_steps, text=f"Training: step {done} of {config.max_steps}, loss {loss:.3f}")
         if len(live) % LIVE_CHART_EVERY == 0:   # the curve grows while it trains (redrawing costs ~20 ms)
-            chart.plotly_chart(loss_figure(live, every=config.progress_every), width="stretch",
-                               config={"displayModeBar": False})
+            chart(loss_figure(live, every=config.progress_every), container=live_chart.container())
 
     try:
         result = toy2d.train_toy(config, data, progress)
@@ -136,7 +134,7 @@ def _train() -> None:
         return
     finally:
         bar.empty()
-        chart.empty()
+        live_chart.empty()
     ss["toy.trained"][_key()] = result
     ss.pop("toy.error", None)
 
@@ -181,10 +179,9 @@ def reverse_section() -> None:
             grid = toy2d.grid_points(0.03, 0.97, 18) if data.periodic else toy2d.grid_points(-3, 3, 18)
             drift = toy2d.drift_field(result.model, steps[k], grid)
             field = (drift.points.numpy(), drift.drift.numpy())
-        column.plotly_chart(points_figure(data.points.numpy(), points[k], data.periodic,
-                                          f"{titles[name]} at t = {steps[k]}",
-                                          paths=points[: k + 1, :PATHS].transpose(1, 0, 2), arrows=field, height=360),
-                            width="stretch", key=f"toy.reverse.{name}", config={"displayModeBar": False})
+        chart(points_figure(data.points.numpy(), points[k], data.periodic, f"{titles[name]} at t = {steps[k]}",
+                            paths=points[: k + 1, :PATHS].transpose(1, 0, 2), arrows=field, height=360),
+              key=f"toy.reverse.{name}", container=column)
         distance = toy2d.mmd(data.points, torch_points(points[-1]), bandwidth, data.periodic)
         column.caption(f"MMD of the final samples to the data: {distance:.3f} (0 = indistinguishable).")
 
