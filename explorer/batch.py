@@ -178,7 +178,6 @@ METRICS_PER_ROW = 4
 # short headers, so that the nine columns fit a projector or 150 % zoom; the full name is the header's tooltip
 TABLE_LABELS = {
     "sample": st.column_config.NumberColumn("#", help="sample number", width=40),
-    "seed": st.column_config.NumberColumn("seed", help="the sample's own seed (reproduces it alone)", width=50),
     "atoms": st.column_config.NumberColumn("atoms", width=55),
     "space group": st.column_config.TextColumn("group", help="space group (spglib, 0.1 Å)"),
     "density (g/cm³)": st.column_config.NumberColumn("ρ g/cm³", help="density (g/cm³)"),
@@ -193,7 +192,7 @@ def _table(result: BatchResult) -> pd.DataFrame:
     for i, (s, d) in enumerate(zip(result.structures, result.min_distances)):
         sg = find_space_group(s)
         matched = result.metrics.matched
-        rows.append({"sample": i + 1, "seed": result.settings.seed + i, "formula": s.composition.reduced_formula,
+        rows.append({"sample": i + 1, "formula": s.composition.reduced_formula,
                      "atoms": len(s), "space group": f"{sg[0]} ({sg[1]})" if sg else "?",
                      "density (g/cm³)": round(float(s.density), 3), "shortest distance (Å)": round(float(d), 3),
                      "valid": bool(result.metrics.valid[i]),
@@ -248,5 +247,7 @@ def show(result: BatchResult) -> None:
     if len(result.structures) > GALLERY_SIZE:
         st.caption(f"The first {GALLERY_SIZE} of {len(result.structures)} samples; all are in the table and the download.")
     st.dataframe(_table(result), hide_index=True, width="stretch", column_config=TABLE_LABELS)
+    st.caption(f"Sample k was drawn with seed {result.settings.seed} + k − 1: that seed on the Generate page "
+               "reproduces it alone.")
     st.download_button("All samples (zip of CIF files)", data=lambda: _zip_cifs(result), file_name="samples.zip",
                        mime="application/zip", icon=":material/download:", on_click="ignore", key="batch.dl")
