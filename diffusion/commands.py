@@ -225,7 +225,7 @@ def _unless_default(args, flag: str, why: str, fix: str, instead: str) -> None:
 def _sample_cdvae(args, model) -> int:
     """``sample`` with a CDVAE checkpoint: latents from the prior decoded by annealed Langevin dynamics
     (``--steps``: Langevin steps per noise level, ``--step-lr``: the step size eta; default the card's)."""
-    from .cdvae import LangevinConfig, langevin_decode
+    from .cdvae import LangevinConfig, generate_from_prior
 
     if args.composition or args.from_csv:
         raise ValueError("a CDVAE model generates from its latent space, composition included: use "
@@ -248,9 +248,8 @@ def _sample_cdvae(args, model) -> int:
         n = min(args.batch_size, args.num_samples - start)
         config = LangevinConfig(steps_per_level=args.steps, step_size=args.step_lr, seed=args.seed + start,
                                 record_every=1 if args.trajectory else 10**9)
-        z = model.prior(n, torch.Generator(device=model.device).manual_seed(args.seed + start))
         counts = None if args.num_atoms is None else torch.full((n,), args.num_atoms, dtype=torch.long)
-        trajectory = langevin_decode(model, z, config, num_atoms=counts).trajectory
+        trajectory = generate_from_prior(model, n, config, num_atoms=counts).trajectory
         for i in range(n):
             name = f"sample_{start + i:03d}"
             trajectory.structure(frame=trajectory.num_frames - 1, crystal=i).to(filename=str(out / f"{name}.cif"))
@@ -431,7 +430,7 @@ def _cdvae_render_trajectory(args, model):
     """A CDVAE's trajectory for ``render``: z from the seed, decoded by annealed Langevin dynamics (``--steps`` per
     level, default the card's); ``--composition`` fixes the atoms (the composition-given mode), ``--num-atoms``
     the count. The frame numbers are the Langevin steps still to come."""
-    from .cdvae import LangevinConfig, langevin_decode
+    from .cdvae import LangevinConfig, generate_from_prior
 
     for flag, value in (("--space-group", args.space_group), ("--property", args.prop),
                         ("--template-step", args.template_step)):
@@ -451,10 +450,9 @@ def _cdvae_render_trajectory(args, model):
         bar.total = total
         bar.update(done - bar.n)
 
-    z = model.prior(1, torch.Generator(device=model.device).manual_seed(args.seed))
     try:
-        return langevin_decode(model, z, LangevinConfig(steps_per_level=args.steps, seed=args.seed),
-                               num_atoms=counts, types=types, progress=progress).trajectory
+        return generate_from_prior(model, 1, LangevinConfig(steps_per_level=args.steps, seed=args.seed),
+                                   num_atoms=counts, types=types, progress=progress).trajectory
     finally:
         bar.close()
 

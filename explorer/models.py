@@ -141,7 +141,6 @@ def _constrained(model, library, settings: GenerateSettings, num_samples: int, r
 
 def _decode_cdvae(model, settings: GenerateSettings, record: str, progress):
     """A CDVAE's trajectory: z ~ N(0, I) from the seed, decoded by annealed Langevin dynamics (every step kept)."""
-    z = model.prior(1, torch.Generator(device=model.device).manual_seed(int(settings.seed)))
     counts = None if settings.num_atoms <= 0 else torch.tensor([int(settings.num_atoms)])
     types = None
     if settings.given_composition:   # the composition-given mode (Compare: the same atoms as a diffusion run)
@@ -152,7 +151,7 @@ def _decode_cdvae(model, settings: GenerateSettings, record: str, progress):
         types, counts = torch.tensor(numbers), torch.tensor([len(numbers)])
     config = cdvae.LangevinConfig(steps_per_level=int(settings.steps), step_size=settings.step_size,
                                   seed=int(settings.seed), record_every=1 if record == "all" else 10**9)
-    return cdvae.langevin_decode(model, z, config, num_atoms=counts, types=types, progress=progress).trajectory
+    return cdvae.generate_from_prior(model, 1, config, num_atoms=counts, types=types, progress=progress).trajectory
 
 
 @st.cache_data(max_entries=24, show_spinner=False)

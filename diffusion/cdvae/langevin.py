@@ -200,7 +200,12 @@ def reconstruct(model: CDVAE, batch, config: LangevinConfig = LangevinConfig(), 
 
 
 @torch.no_grad()
-def generate_from_prior(model: CDVAE, num: int, config: LangevinConfig = LangevinConfig()) -> LangevinRun:
-    """``num`` crystals from z ~ N(0, I) (seeded by the config)."""
+def generate_from_prior(model: CDVAE, num: int, config: LangevinConfig = LangevinConfig(),
+                        num_atoms: torch.Tensor | None = None, types: torch.Tensor | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> LangevinRun:
+    """``num`` crystals from z ~ N(0, I), z drawn from the config's seed: the same seed gives the same
+    crystals in ``sample``, ``render``, ``evaluate`` and the app. ``num_atoms`` (num,) and ``types`` (N,)
+    as in ``langevin_decode``."""
     generator = torch.Generator(device=model.device).manual_seed(config.seed)
-    return langevin_decode(model, model.prior(num, generator), config)
+    return langevin_decode(model, model.prior(num, generator), config, num_atoms=num_atoms, types=types,
+                           progress=progress)
