@@ -10,7 +10,7 @@ from .corruption import LatticeStats, lattice_to_latent, latent_to_lattice, q_sa
 from .crystal import Crystal
 from .formula import FormulaError, parse_formula
 from .crystal_diffusion import CrystalDiffusion
-from .placement import build_request
+from .placement import build_request, retrieve
 from .sampling import SampleRequest, SamplingConfig, ProgressCallback, sample
 from .schedules import make_schedule
 from .tolerances import NO_SPACE_GROUP_CONDITION

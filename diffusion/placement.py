@@ -186,13 +186,16 @@ class Retrieved:
 
     space_group: the asked or voted group (None: none); template: the nearest training crystal of the
     prototype (in that group when there is one), used when the setting starts from a template or keeps
-    Wyckoff sites; cell: the Wyckoff constraint (None: sampled free); notes: what could not be retrieved.
+    Wyckoff sites; cell: the Wyckoff constraint (None: sampled free); notes: what could not be retrieved;
+    vote: the training crystals' ``SpaceGroupGuess`` when the group was voted (its nearest crystals name where
+    the group came from).
     """
 
     space_group: int | None
     template: object | None
     cell: object | None
     notes: tuple[str, ...] = ()
+    vote: object | None = None
 
 
 def retrieve(numbers: Sequence[int], setting, predictor=None, library=None, space_group: int | None = None) -> Retrieved:
@@ -201,7 +204,7 @@ def retrieve(numbers: Sequence[int], setting, predictor=None, library=None, spac
     from .wyckoff import constraint_from_template
 
     notes = []
-    group = space_group
+    group, guess = space_group, None
     if group is None and setting.space_group == "predicted" and predictor is not None:
         guess = predictor.predict(list(numbers))
         group = guess.space_group if guess is not None else None
@@ -217,7 +220,7 @@ def retrieve(numbers: Sequence[int], setting, predictor=None, library=None, spac
             cell = constraint_from_template(template, group)
         except ValueError as error:
             notes.append(f"no Wyckoff cell ({error})")
-    return Retrieved(group, template, cell, tuple(notes))
+    return Retrieved(group, template, cell, tuple(notes), guess)
 
 
 def sample_setting(model: CrystalDiffusion, numbers: Sequence[int], setting, seeds: Sequence[int],

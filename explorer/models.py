@@ -287,12 +287,27 @@ def suggest_formula_units(entry: ModelEntry, atomic_numbers, max_atoms: int) -> 
         return None, f"no proposal: {exc}"
 
 
-def find_template(entry: ModelEntry, atomic_numbers, space_group: int | None = None) -> tuple[object | None, str | None]:
-    """(the template for this composition, in this group when given, None) or (None, why there is none)."""
+def template_library(entry: ModelEntry) -> tuple[object | None, str | None]:
+    """(the model's template library, None) or (None, why it cannot be read)."""
     try:
-        library = _template_library(entry.path, entry.version)
+        return _template_library(entry.path, entry.version), None
     except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
         return None, f"no template: {exc}"
+
+
+def space_group_predictor(entry: ModelEntry) -> tuple[object | None, str | None]:
+    """(the vote over the model's training crystals, None) or (None, why it cannot be read)."""
+    try:
+        return _space_group_predictor(entry.path, entry.version), None
+    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        return None, f"no suggestion: {exc}"
+
+
+def find_template(entry: ModelEntry, atomic_numbers, space_group: int | None = None) -> tuple[object | None, str | None]:
+    """(the template for this composition, in this group when given, None) or (None, why there is none)."""
+    library, why = template_library(entry)
+    if library is None:
+        return None, why
     template = library.template(list(atomic_numbers), space_group)
     if template is None:
         return None, f"{NO_TEMPLATE} to start from"
@@ -301,10 +316,9 @@ def find_template(entry: ModelEntry, atomic_numbers, space_group: int | None = N
 
 def suggest_space_group(entry: ModelEntry, atomic_numbers) -> tuple[object | None, str | None]:
     """(the training crystals' vote for this composition, None) or (None, why there is none)."""
-    try:
-        predictor = _space_group_predictor(entry.path, entry.version)
-    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
-        return None, f"no suggestion: {exc}"
+    predictor, why = space_group_predictor(entry)
+    if predictor is None:
+        return None, why
     guess = predictor.predict(list(atomic_numbers))
     if guess is None:
         return None, f"{NO_PROTOTYPE_MATCH}, so there is nothing to vote; type a group or leave the field empty"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from diffusion.api import constraint_from_template, recommended
+from diffusion.api import NO_PROTOTYPE_MATCH, NO_TEMPLATE, recommended, retrieve
 
-from .models import ModelEntry, find_template, suggest_space_group
+from .models import ModelEntry, space_group_predictor, suggest_space_group, template_library
 from .numbers import space_group_label
 
 ss = st.session_state
@@ -60,38 +60,36 @@ def recommended_line(entry: ModelEntry, atomic_numbers: list[int] | None, num_st
 
 def retrieved_setting(entry: ModelEntry, setting, numbers: list[int], typed_group: int | None,
                       num_steps: int) -> tuple[dict, list[str]]:
-    """A recommended ``SamplingSetting`` made concrete for one composition: the ``GenerateSettings`` fields it
-    sets (sampler, steps, guidance, space_group, template_step, symmetry) and, in words, what it retrieved
-    (the voted group, the Wyckoff sites, the template) or could not (then it samples without that part)."""
+    """A recommended ``SamplingSetting`` made concrete for one composition (``diffusion.placement.retrieve``,
+    as the CLI does it): the ``GenerateSettings`` fields it sets (sampler, steps, guidance, space_group,
+    template_step, symmetry) and, in words, what it retrieved (the voted group, the Wyckoff sites, the
+    template) or could not (then it samples without that part)."""
+    predictor, no_vote = space_group_predictor(entry)
+    library, no_library = template_library(entry)
+    got = retrieve(numbers, setting, predictor, library, typed_group)
     notes = []
-    group = typed_group
-    if group is None and setting.space_group == "predicted":
-        guess, why = suggest_space_group(entry, numbers)
-        if guess is not None:
-            group = guess.space_group
-            near = "; ".join(str(n) for n in guess.neighbours[:3])
-            notes.append(f"{space_group_label(group)} voted by the nearest training crystals ({near}): retrieved, "
-                         "not predicted by the network")
+    if got.vote is not None:
+        near = "; ".join(str(n) for n in got.vote.neighbours[:3])
+        notes.append(f"{space_group_label(got.space_group)} voted by the nearest training crystals ({near}): "
+                     "retrieved, not predicted by the network")
+    elif typed_group is None and setting.space_group == "predicted":
+        why = no_vote or f"{NO_PROTOTYPE_MATCH}, so there is nothing to vote"
+        notes.append(f"{why.split(';')[0]}: no group is asked")
+    no_template = no_library or f"{NO_TEMPLATE} to start from"
+    if setting.symmetry == "wyckoff" and got.space_group is not None:
+        if got.cell is not None:
+            notes.append(f"Wyckoff sites from {got.template.describe()}: {got.cell.describe()}")
         else:
-            notes.append(f"{why.split(';')[0]}: no group is asked")
+            reason = next((n for n in got.notes if n.startswith("no Wyckoff cell")), no_template)
+            notes.append(f"cannot keep the symmetry ({reason}): sampled without it")
     template_step = setting.template_step
-    symmetry = False
-    if setting.symmetry == "wyckoff" and group is not None:
-        template, _ = find_template(entry, numbers, group)
-        try:
-            cell = constraint_from_template(template, group)
-            symmetry = True
-            notes.append(f"Wyckoff sites from {template.describe()}: {cell.describe()}")
-        except ValueError as exc:
-            notes.append(f"cannot keep the symmetry ({exc}): sampled without it")
     if template_step is not None:
-        template, why = find_template(entry, numbers, group)
-        if template is None:
+        if got.template is None:
             template_step = None
-            notes.append(f"{why}: every sample starts from noise")
+            notes.append(f"{no_template}: every sample starts from noise")
         else:
-            notes.append(f"template: {template.describe()}")
+            notes.append(f"template: {got.template.describe()}")
     changes = dict(sampler=setting.sampler, steps=min(int(setting.steps or num_steps), num_steps),
-                   guidance=float(setting.guidance) if group is not None else 0.0, space_group=group,
-                   template_step=template_step, symmetry=symmetry)
+                   guidance=float(setting.guidance) if got.space_group is not None else 0.0,
+                   space_group=got.space_group, template_step=template_step, symmetry=got.cell is not None)
     return changes, notes

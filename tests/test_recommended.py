@@ -169,3 +169,39 @@ def test_batch_page_starts_from_the_recommendation_and_can_leave_it(monkeypatch)
     at.button(key="batch.go").click().run()
     settings = at.session_state["batch.result"].settings
     assert settings.template_step is None and settings.space_group is None and not settings.symmetry
+
+
+def test_the_app_makes_a_setting_concrete_with_the_clis_retrieval(monkeypatch):
+    """The Generate / Batch / Open pages and ``sample`` retrieve a recommended setting's group, template and
+    Wyckoff cell with one function (``diffusion.placement.retrieve``); the app adds the words."""
+    from conftest import PEROV_CSV
+
+    import explorer.recommended_field as field
+    from diffusion.data import load_csv
+    from diffusion.placement import retrieve
+    from diffusion.recommended import SamplingSetting
+    from diffusion.space_group_prediction import SpaceGroupPredictor
+    from diffusion.templates import TemplateLibrary
+
+    crystals = [c.replace(space_group=221) for c in list(load_csv(PEROV_CSV).crystals)[:400]]
+    predictor, library = SpaceGroupPredictor(crystals), TemplateLibrary(crystals)
+    monkeypatch.setattr(field, "space_group_predictor", lambda entry: (predictor, None))
+    monkeypatch.setattr(field, "template_library", lambda entry: (library, None))
+    setting = SamplingSetting(sampler="ddim", steps=100, space_group="predicted", guidance=2.0, template_step=100)
+    numbers = [int(z) for z in crystals[3].atomic_numbers]
+    changes, notes = field.retrieved_setting(None, setting, numbers, None, 1000)
+    got = retrieve(numbers, setting, predictor, library)
+    assert got.vote is not None and changes["space_group"] == got.space_group
+    assert changes["template_step"] == 100 and changes["guidance"] == 2.0 and changes["steps"] == 100
+    assert "voted by the nearest training crystals" in notes[0] and notes[1] == f"template: {got.template.describe()}"
+
+    changes, notes = field.retrieved_setting(None, setting, numbers, 99, 50)
+    assert changes["space_group"] == 99 and changes["steps"] == 50, "a typed group wins; steps stop at T"
+    assert not any("voted" in n for n in notes)
+
+    monkeypatch.setattr(field, "space_group_predictor", lambda entry: (None, "no suggestion: unreadable data"))
+    monkeypatch.setattr(field, "template_library", lambda entry: (None, "no template: unreadable data"))
+    changes, notes = field.retrieved_setting(None, setting, numbers, None, 1000)
+    assert changes["space_group"] is None and changes["guidance"] == 0.0 and changes["template_step"] is None
+    assert notes == ["no suggestion: unreadable data: no group is asked",
+                     "no template: unreadable data: every sample starts from noise"]
