@@ -1,6 +1,8 @@
 """Plotly figures of the Train page: the live loss curve and true-vs-predicted noise (no Streamlit here)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -42,7 +44,7 @@ def loss_figure(history: list, max_steps: int) -> go.Figure:
     # decades only over more (a projector's larger type would lay the labels on each other)
     values = [v for p in history for v in (p.total, p.lattice, p.coords) if v > 0]
     wide = bool(values) and max(values) > 100 * min(values)
-    ticks = [v for v in LOSS_TICKS if not wide or f"{v:g}".lstrip("0.").startswith("1")]
+    ticks = [v for v in LOSS_TICKS if not wide or math.log10(v).is_integer()]
     fig.update_yaxes(title_text="loss (log scale)", type="log", tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=10, b=10), template="plotly_white", font=dict(size=14),
                       hovermode="x unified",

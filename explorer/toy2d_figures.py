@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from .figures import MARKER_COLOR, PALETTE, style
 
 DATA_COLOR = "#bbbbbb"
+PATH_COLOR = "#ff7f0e"
 # SVG, not WebGL: every WebGL chart holds up to three browser contexts and the page draws five charts, past
 # Chrome's limit of 16 (the oldest chart then goes blank); the grey data are thinned to keep SVG fast
 DATA_SHOWN = 700
@@ -19,7 +20,6 @@ DATA_SHOWN = 700
 def _thinned(data: np.ndarray) -> np.ndarray:
     """(n, 2) -> at most DATA_SHOWN rows, evenly strided (the backdrop only; metrics use all points)."""
     return data[:: max(1, -(-len(data) // DATA_SHOWN))]
-PATH_COLOR = "#ff7f0e"
 
 
 def _axes(fig: go.Figure, periodic: bool, span: float, row: int | None = None, col: int | None = None) -> None:
@@ -108,8 +108,8 @@ def mixture_figure(data: np.ndarray, grid_axis: np.ndarray, density: np.ndarray,
                                                         "Diffusion model: samples"), horizontal_spacing=0.08)
     fig.add_trace(go.Contour(x=grid_axis, y=grid_axis, z=density, showscale=False, ncontours=14,
                              colorscale="Blues", contours=dict(coloring="lines"), hoverinfo="skip"), row=1, col=1)
+    backdrop = _thinned(data)
     for col, samples, color in ((1, mixture_samples, PALETTE[3]), (2, diffusion_samples, PALETTE[0])):
-        backdrop = _thinned(data)
         fig.add_trace(go.Scatter(x=backdrop[:, 0], y=backdrop[:, 1], mode="markers", showlegend=False, hoverinfo="skip",
                                  marker=dict(color=DATA_COLOR, size=3)), row=1, col=col)
         fig.add_trace(go.Scatter(x=samples[:, 0], y=samples[:, 1], mode="markers", showlegend=False,

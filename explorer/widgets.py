@@ -43,12 +43,16 @@ def numbers_table(numbers: StructureNumbers, extra: list[tuple[str, str]] | None
 _MARKDOWN = re.compile(r"([\\`*_\[\]<>|~$])")   # what Markdown (and Streamlit's $math$) would act on
 
 
+def _escaped(text) -> str:
+    """``text`` as Markdown that shows exactly that text."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
+
 def static_table(frame: pd.DataFrame) -> None:
     """A small table of words and numbers that wraps its text instead of cutting it (``st.dataframe`` draws
     on a canvas and cuts a cell wider than its column; a narrow column or 150 % zoom would hide values).
     ``st.table`` reads Markdown in its cells, so every cell is escaped to show exactly its text."""
-    escape = lambda value: _MARKDOWN.sub(r"\\\1", str(value))   # noqa: E731
-    shown = frame.map(escape).rename(columns=escape)
+    shown = frame.map(_escaped).rename(columns=_escaped)
     st.table(shown, hide_index=True, border="horizontal")
 
 
@@ -60,7 +64,7 @@ def chart(figure, key: str | None = None, container=None) -> None:
     if title:
         figure.update_layout(title=None, margin=dict(t=10))
         target = target.container()
-        target.markdown("**" + _MARKDOWN.sub(r"\\\1", title) + "**")
+        target.markdown(f"**{_escaped(title)}**")
     target.plotly_chart(figure, width="stretch", key=key, config={"displayModeBar": False})
 
 
