@@ -402,6 +402,24 @@ def step1(w: Walk) -> None:
     w.shot("step1_schedules_plots")
 
 
+def _press(w: Walk, page: str, ready: str, button: str, result: str, timeout_s: int, views: int,
+           state: str = "visible") -> None:
+    """Open ``page`` (a new session), press ``button`` and wait for ``result`` and ``views`` drawn 3D views."""
+    w.open(page, ready)
+    w.button(button).click()
+    w.page.wait_for_selector(result, state=state, timeout=timeout_s * 1000)
+    w.settle()
+    w.views_drawn(views)
+
+
+def _equations(w: Walk, heading: str, step: int, picture: str) -> None:
+    """Scroll to the equation panels under ``heading``, check them and take their picture."""
+    w.scroll_to(w.heading(heading))
+    w.page.wait_for_selector('[class*="st-key-eqpanel"] .katex', timeout=60_000)
+    w.check(f"step {step} equations")
+    w.shot(picture)
+
+
 def step2(w: Walk) -> None:
     """Forward process: SrTiO3 (the first example), t from 0 to 100; the equation panels at t = 100."""
     w.open("Forward_process", '[data-testid="stSlider"]')
@@ -415,18 +433,12 @@ def step2(w: Walk) -> None:
     w.scroll_to(slider, offset=HEADER + 40)   # the schedule row above it stays in sight
     w.check("step 2 t = 100")
     w.shot("step2_forward")
-    w.scroll_to(w.heading("The equations at t = 100"))
-    w.page.wait_for_selector('[class*="st-key-eqpanel"] .katex', timeout=60_000)
-    w.check("step 2 equations")
-    w.shot("step2_forward_equations")
+    _equations(w, "The equations at t = 100", 2, "step2_forward_equations")
 
 
 def _generate_srtio3(w: Walk) -> None:
-    w.open("Generate", '.st-key-gen-example-srtio3 button')
-    w.button("SrTiO3").click()
-    w.page.wait_for_selector("#gen-view", state="attached", timeout=300_000)
-    w.settle()
-    w.views_drawn(1)
+    _press(w, "Generate", '.st-key-gen-example-srtio3 button', "SrTiO3", "#gen-view", 300, views=1,
+           state="attached")
 
 
 def step3(w: Walk) -> None:
@@ -445,19 +457,12 @@ def step3(w: Walk) -> None:
     w.scroll_to(w.page.locator("#gen-view"), offset=HEADER - 20)
     w.check(f"step 3 t = {t}")
     w.shot("step3_generate")
-    w.scroll_to(w.heading("The update at t ="))
-    w.page.wait_for_selector('[class*="st-key-eqpanel"] .katex', timeout=60_000)
-    w.check("step 3 equations")
-    w.shot("step3_generate_equations")
+    _equations(w, "The update at t =", 3, "step3_generate_equations")
 
 
 def step4(w: Walk) -> None:
     """Compare: DDPM against DDIM (the page's defaults), the shared slider half way."""
-    w.open("Compare", '.st-key-cmp-go button')
-    w.button("Compare").click()
-    w.page.wait_for_selector('[data-testid="stSlider"]', timeout=300_000)
-    w.settle()
-    w.views_drawn(2)
+    _press(w, "Compare", '.st-key-cmp-go button', "Compare", '[data-testid="stSlider"]', 300, views=2)
     slider = w.slider("Step t of both reverse processes")
     before = w.rendered()
     w.drag_to(slider, 0.5)
@@ -512,11 +517,8 @@ def step6(w: Walk) -> None:
 
 def step7(w: Walk) -> None:
     """Homework, Batch & metrics: Sample the batch with the page's defaults (16 NaCl from mp_20)."""
-    w.open("Batch_and_metrics", '.st-key-batch-go button')
-    w.button("Sample the batch").click()
-    w.page.wait_for_selector('[data-testid="stMetric"]', timeout=600_000)
-    w.settle()
-    w.views_drawn(1)
+    _press(w, "Batch_and_metrics", '.st-key-batch-go button', "Sample the batch", '[data-testid="stMetric"]', 600,
+           views=1)
     w.scroll_to(w.page.locator('[data-testid="stMetric"]'), offset=HEADER + 60)
     w.check("step 7")
     w.shot("step7_batch")
