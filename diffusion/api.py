@@ -13,6 +13,7 @@ from .crystal_diffusion import CrystalDiffusion
 from .placement import build_request, retrieve
 from .sampling import SampleRequest, SamplingConfig, ProgressCallback, sample
 from .schedules import make_schedule
+from .shared_sampling import SharedSampler
 from .tolerances import NO_SPACE_GROUP_CONDITION
 from .trajectory import Trajectory
 
@@ -58,14 +59,15 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
              space_group: int | None = None, prop: float | None = None, guidance: float = 0.0,
              step_lr: float | None = None, record: str = "all", record_stride: int = 1,
              progress: ProgressCallback | None = None, start: Crystal | None = None,
-             start_step: int | None = None, precision: str = "float32") -> Trajectory:
+             start_step: int | None = None, precision: str = "float32", run=sample) -> Trajectory:
     """Sample ``num_samples`` crystals; crystal i uses seed ``seed + i``.
 
     CSP models need ``composition`` (e.g. "Ti2O4": the atoms of the cell); ab initio models
     take ``num_atoms`` (or draw it from the training distribution when None). With ``start``
     (a crystal of the same composition, e.g. a template) the reverse process begins from it
     noised to ``start_step`` instead of from noise at T. ``precision="bfloat16"`` runs the network's
-    matrix products in bfloat16 (faster on CPUs with AVX512-BF16 and on GPUs).
+    matrix products in bfloat16 (faster on CPUs with AVX512-BF16 and on GPUs). ``run`` is the sampling function
+    (``sampling.sample``, or a ``SharedSampler``'s ``sample`` that shares network calls with concurrent callers).
     """
     if not 1 <= num_samples <= MAX_SAMPLES:
         raise ValueError(f"num_samples must be between 1 and {MAX_SAMPLES}, got {num_samples}")
@@ -100,7 +102,7 @@ def generate(model: CrystalDiffusion, composition: str | None = None, num_atoms:
             raise ValueError("starting from a structure needs a crystal-structure-prediction (csp) model")
     config = SamplingConfig(sampler=sampler, steps=steps, guidance=guidance, step_lr=step_lr, record=record,
                             record_stride=record_stride, precision=precision)
-    return sample(model, request, config, progress)
+    return run(model, request, config, progress)
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ __all__ = [
     'ProcessConfig', 'ProgressCallback', 'q_sample', 'q_sample_coords', 'SymmetricCell', 'constraint_from_template', 'symmetric_request', 'recommended', 'SamplingSetting', 'read_checkpoint', 'relax', 'relax_batch',
     'RelaxError', 'RelaxResult', 'render_gif', 'render_strip', 'resolve_data_file', 'resolve_device', 'sample',
     'sample_num_atoms', 'SampleRequest', 'SamplingConfig', 'SCHEDULE_NAMES', 'ScheduleValues', 'StabilityResult',
-    'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',
+    'SharedSampler', 'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',
     'training_template_library', 'Trajectory', 'VALID_MIN_DISTANCE', 'MAX_TRAJECTORY_FILE_BYTES',
     'OpenedTrajectories', 'TrajectoryFileError', 'read_trajectory_bytes', 'toy2d', 'cdvae', 'cdvae_latent',
     'validation_crystals'

@@ -100,6 +100,23 @@ class Trajectory:
         """(n,) bool: which atoms' types are still undecided at a frame."""
         return (self.types[frame, self._atoms(crystal)] == MASK).numpy()
 
+    def select(self, crystals: list[int], seed: int | None = None) -> "Trajectory":
+        """The trajectory of some of its crystals only (rows of a shared batch, ``shared_sampling.py``); ``seed``
+        is the first selected crystal's seed (default: this trajectory's)."""
+        if not crystals or not all(0 <= c < self.num_crystals for c in crystals):
+            raise ValueError(f"crystal rows must be in 0..{self.num_crystals - 1}, got {crystals}")
+        atoms = torch.cat([torch.arange(self._atoms(c).start, self._atoms(c).stop) for c in crystals])
+        rows = torch.tensor(crystals)
+        per_atom = lambda v: None if v is None else v[:, atoms]
+        per_crystal = lambda v: v[:, rows]
+        return replace(self, num_atoms=self.num_atoms[rows], lattice=per_crystal(self.lattice),
+                       frac_coords=per_atom(self.frac_coords), types=per_atom(self.types),
+                       type_probs=per_atom(self.type_probs), pred_lattice=per_crystal(self.pred_lattice),
+                       pred_frac_coords=per_atom(self.pred_frac_coords),
+                       lattice_noise_norm=per_crystal(self.lattice_noise_norm),
+                       coord_score_norm=per_crystal(self.coord_score_norm), min_distance=per_crystal(self.min_distance),
+                       volume=per_crystal(self.volume), seed=self.seed if seed is None else int(seed))
+
     def spread_over(self, num_steps: int) -> "Trajectory":
         """The same frames on a 0..num_steps axis: frame k of K at t = round(num_steps * (K-1-k) / (K-1)), so a file
         from another model (whose frames carry no step of ours) shares a slider with our run (Compare)."""

@@ -16,7 +16,7 @@ import torch
 from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, ProcessConfig, SamplingConfig, cdvae,
                            check_composition, checkpoint_folder, constraint_from_template, describe_device,
                            fast_bfloat16, generate, list_checkpoints, load_card, load_model, read_checkpoint,
-                           resolve_device, sample, symmetric_request, training_formula_units,
+                           SharedSampler, resolve_device, symmetric_request, training_formula_units,
                            training_space_group_predictor, training_template_library)
 
 from .settings import GenerateSettings
@@ -121,6 +121,13 @@ def _load(path: str, version: int, device: str):
     return load_model(path, device)
 
 
+@st.cache_resource(show_spinner=False)
+def shared_sampler() -> SharedSampler:
+    """One for the whole server: every session's diffusion runs go through it, so requests that arrive together
+    (a class pressing Generate at once) share their network calls (``diffusion/shared_sampling.py``)."""
+    return SharedSampler()
+
+
 def get_model(entry: ModelEntry):
     """The loaded model (shared by all sessions: never mutate it). Raises ``CheckpointError``."""
     return _load(entry.path, entry.version, str(app_device()))
@@ -136,7 +143,7 @@ def _constrained(model, library, settings: GenerateSettings, num_samples: int, r
                                 start_step=settings.template_step)
     config = SamplingConfig(sampler=settings.sampler, steps=settings.steps, guidance=settings.guidance,
                             record=record, precision=settings.precision)
-    return sample(model, request, config, progress)
+    return shared_sampler().sample(model, request, config, progress)
 
 
 def _decode_cdvae(model, settings: GenerateSettings, record: str, progress):
@@ -181,7 +188,8 @@ def sample_trajectory(path: str, version: int, settings: GenerateSettings, num_s
             if template is None:
                 raise ValueError(f"{NO_TEMPLATE}: start from noise instead")
             kwargs.update(start=template.crystal, start_step=int(settings.template_step))
-        return generate(model, num_samples=num_samples, record=record, progress=progress, **kwargs)
+        return generate(model, num_samples=num_samples, record=record, progress=progress, run=shared_sampler().sample,
+                        **kwargs)
     finally:
         bar.empty()
 
