@@ -335,8 +335,9 @@ def run_sample(args, command: str) -> int:
         placed = sample_placed(model, request, config, starts)
         for name, result in zip(names[chunk], placed):
             result.structure().to(filename=str(out / f"{name}.cif"))
-            if args.trajectory and result.extxyz() is not None:
-                (out / f"{name}.extxyz").write_text(result.extxyz())
+            frames = result.extxyz() if args.trajectory else None
+            if frames is not None:
+                (out / f"{name}.extxyz").write_text(frames)
         bar.update(n)
     bar.close()
     print(f"wrote {len(names)} structure(s) to {out}/")

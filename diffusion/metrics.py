@@ -10,15 +10,21 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pymatgen.analysis.structure_matcher import StructureMatcher
+
 from pymatgen.core import Structure
+
+if TYPE_CHECKING:   # imported where a matcher is built: it pulls in scipy.optimize (a third of a second)
+    from pymatgen.analysis.structure_matcher import StructureMatcher
 
 from .tolerances import CSP_MATCHER_TOLERANCES, MIN_VOLUME, SYMPREC, VALID_MIN_DISTANCE as DISTANCE_CUTOFF
 
 
 def csp_matcher() -> StructureMatcher:
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
     return StructureMatcher(**CSP_MATCHER_TOLERANCES)
 
 

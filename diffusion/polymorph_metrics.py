@@ -33,10 +33,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Hashable, Mapping, Sequence
 
-from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
+
+if TYPE_CHECKING:
+    from pymatgen.analysis.structure_matcher import StructureMatcher
 
 from .metrics import compositional_validity, csp_matcher, match_rms, structural_validity
 from .tolerances import CSP_MATCHER_TOLERANCES
