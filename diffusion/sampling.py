@@ -49,7 +49,7 @@ def sample(model: CrystalDiffusion, request: SampleRequest, config: SamplingConf
                            resolved_step_lr(model, config))
     grid = sampler.grid(model.num_steps, config.steps, request.start_step)
     network = SamplingNetwork(model, num_atoms, batch, grid, *_conditions(model, request), config.guidance,
-                              config.trace, config.precision)
+                              config.trace, config.precision, replay=config.cuda_graphs and device.type == "cuda")
     state = _start(model, request, num_atoms, types, noise)
     symmetry = None
     if request.symmetry is not None:

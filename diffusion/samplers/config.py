@@ -27,6 +27,8 @@ class SamplingConfig:
         faster on CPUs with AVX512-BF16 and on GPUs; the trajectory differs in the last digits).
     step_lr: the pc corrector's step size; None = the model's own (``ProcessConfig.corrector_step_lr``).
     lattice_clip: bound on |x0_hat| in the normalized lattice latent (the data lie within a few units).
+    cuda_graphs: on a GPU, replay each traced network step from a CUDA graph (one launch instead of hundreds;
+        ``graph_replay.py``); ignored on a CPU.
     """
 
     sampler: SamplerName = "ddpm"
@@ -38,6 +40,7 @@ class SamplingConfig:
     lattice_clip: float = 5.0
     trace: bool = True
     precision: Precision = "float32"
+    cuda_graphs: bool = True
 
     def validate(self, num_steps: int) -> None:
         if self.sampler not in SAMPLERS:

@@ -21,12 +21,24 @@ from torch import nn
 
 from ..crystal import CrystalGraph
 from ..crystal_diffusion import TRACE_CACHE_ATTRIBUTE, CrystalDiffusion, Prediction
+from .graph_replay import ReplayedStep
 
 MAX_CACHED_TRACES = 16
 DEFAULT_MAX_EDGES = 8192
 # The TorchScript interpreter keeps more intermediates alive than eager mode (~300 MB more for
-# 256 perovskites); above this many edges the step is arithmetic-bound and tracing gains nothing.
+# 256 perovskites); above this many edges a CPU step is arithmetic-bound and tracing gains nothing.
 MAX_TRACED_EDGES = 4096
+
+
+def default_max_edges(device: torch.device) -> int | None:
+    """Atom pairs per network chunk: cache-sized chunks on a CPU; none on a GPU, where one large launch is what
+    keeps it busy and its memory holds a whole batch (a chunk there would only add launches)."""
+    return None if device.type == "cuda" else DEFAULT_MAX_EDGES
+
+
+def traced_edges_limit(device: torch.device) -> int | None:
+    """Largest graph that is traced (None: any): the CPU limit is about host memory, a GPU step is launch-bound."""
+    return None if device.type == "cuda" else MAX_TRACED_EDGES
 
 
 class _PredictWithGraph(nn.Module):
@@ -44,11 +56,30 @@ class _PredictWithGraph(nn.Module):
 
 
 class _GraphStep:
-    """``model.predict`` at one fixed graph, replayed from a (cached) trace when possible."""
+    """``model.predict`` at one fixed graph, replayed from a (cached) trace when possible, and on a GPU from a
+    (cached) CUDA graph of that trace (``graph_replay.py``)."""
 
-    def __init__(self, model: CrystalDiffusion, graph: CrystalGraph, trace: bool):
+    def __init__(self, model: CrystalDiffusion, graph: CrystalGraph, trace: bool, replay: bool = False):
         self.model, self.graph = model, graph
         self.traced = self._cached_trace() if trace else None
+        self.replayed = self._cached_replay() if replay and self.traced is not None else None
+
+    def _cached_replay(self) -> ReplayedStep:
+        g, model = self.graph, self.model
+        key = ("replay", str(model.device), model.abar.dtype, tuple(g.src.shape), tuple(g.batch.shape),
+               tuple(g.num_atoms.shape))
+        cache: OrderedDict = model.__dict__.setdefault(TRACE_CACHE_ATTRIBUTE, OrderedDict())
+        if key not in cache:
+            cache[key] = ReplayedStep(self.traced, self._graph_tensors())
+            while len(cache) > MAX_CACHED_TRACES:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        step = cache[key]
+        # a cached recording holds the graph tensors it was made with; another graph of the same shapes
+        # (other atom counts per crystal) needs its own
+        if any(not torch.equal(a, b) for a, b in zip(step.constants, self._graph_tensors())):
+            step = cache[key] = ReplayedStep(self.traced, self._graph_tensors())
+        return step
 
     def _graph_tensors(self) -> tuple[torch.Tensor, ...]:
         g = self.graph
@@ -89,7 +120,10 @@ class _GraphStep:
         # always without autograd: the TorchScript executor specializes its plan on the grad mode
         # of the first calls, and a plan that saves tensors for backward fails on inference tensors
         with torch.no_grad():
-            eps, score, logits = self.traced(types, frac, x, t, fixed, *self._graph_tensors())
+            if self.replayed is not None:
+                eps, score, logits = self.replayed(types, frac, x, t, fixed)
+            else:
+                eps, score, logits = self.traced(types, frac, x, t, fixed, *self._graph_tensors())
         return eps, score, logits if self.model.model_config.predict_types else None
 
 
@@ -106,9 +140,11 @@ class NetworkEvaluator:
     """
 
     def __init__(self, model: CrystalDiffusion, graph: CrystalGraph, trace: bool = True,
-                 max_edges: int = DEFAULT_MAX_EDGES):
+                 max_edges: int | None = DEFAULT_MAX_EDGES, replay: bool = False):
         self.model = model
         counts = graph.num_atoms.tolist()
+        max_edges = max_edges if max_edges is not None else sum(n * n for n in counts)
+        traced_limit = traced_edges_limit(model.device)
         self.chunks: list[tuple[slice, slice, _GraphStep]] = []
         start = atom_start = 0
         while start < len(counts):
@@ -119,7 +155,7 @@ class NetworkEvaluator:
             n_atoms = sum(counts[start:stop])
             whole = start == 0 and stop == len(counts)
             sub = graph if whole else CrystalGraph.build(graph.num_atoms[start:stop])
-            step = _GraphStep(model, sub, trace and edges <= MAX_TRACED_EDGES)
+            step = _GraphStep(model, sub, trace and (traced_limit is None or edges <= traced_limit), replay)
             self.chunks.append((slice(start, stop), slice(atom_start, atom_start + n_atoms), step))
             start, atom_start = stop, atom_start + n_atoms
 

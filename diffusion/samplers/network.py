@@ -18,7 +18,7 @@ from ..crystal import CrystalGraph
 from ..precision import with_precision
 from ..crystal_diffusion import CrystalDiffusion, Prediction
 from .base import SamplerState
-from .evaluator import NetworkEvaluator
+from .evaluator import NetworkEvaluator, default_max_edges
 
 
 class SamplingNetwork:
@@ -26,25 +26,28 @@ class SamplingNetwork:
 
     num_atoms: (B,); batch: (N,) crystal of each atom; grid: the sampler's steps, descending;
     prop: (B,) normalized property or None; space_group: (B,) or None; guidance: w (used only
-    when there is a condition to guide with); trace: replay a TorchScript trace of the step.
+    when there is a condition to guide with); trace: replay a TorchScript trace of the step; replay: on a GPU,
+    replay that trace from a CUDA graph (``graph_replay.py``).
     """
 
     def __init__(self, model: CrystalDiffusion, num_atoms: torch.Tensor, batch: torch.Tensor, grid: list[int],
                  prop: torch.Tensor | None, space_group: torch.Tensor | None, guidance: float = 0.0,
-                 trace: bool = True, precision: str = "float32"):
+                 trace: bool = True, precision: str = "float32", replay: bool = False):
         model = with_precision(model, precision)
         self.grid_t = torch.tensor(grid, device=model.device)
         self.time_table = model.denoiser.time_context(self.grid_t)  # (S, H)
         self.conditions = model.condition_context(num_atoms, prop, space_group)  # (B, H)
         self.num_crystals, self.guidance = int(num_atoms.shape[0]), float(guidance)
-        self.evaluate = NetworkEvaluator(model, CrystalGraph.build(num_atoms, batch), trace)
+        chunk = default_max_edges(model.device)
+        self.evaluate = NetworkEvaluator(model, CrystalGraph.build(num_atoms, batch), trace, chunk, replay)
         self.evaluate_doubled = None
         if self.guidance != 0.0 and (prop is not None or space_group is not None):
             # "no condition" is a NaN property and space group 0, as the model was trained with dropped conditions
             self.unconditional = model.condition_context(
                 num_atoms, None if prop is None else torch.full_like(prop, math.nan),
                 None if space_group is None else torch.zeros_like(space_group))
-            self.evaluate_doubled = NetworkEvaluator(model, CrystalGraph.build(torch.cat([num_atoms, num_atoms])), trace)
+            self.evaluate_doubled = NetworkEvaluator(model, CrystalGraph.build(torch.cat([num_atoms, num_atoms])), trace,
+                                                     chunk, replay)
 
     def __call__(self, i: int, state: SamplerState) -> Prediction:
         """The (guided) prediction at grid step i for the state's types (N,), frac (N, 3) and x (B, 6)."""
