@@ -70,5 +70,11 @@ timeout 90 python3 -m diffusion evaluate --checkpoint perov_5 --sampler ddim --s
 echo "evaluate rc=$?"; tail -5 /tmp/logs/eval_perov_5_cuda.log; pack_logs
 
 # float32 and bfloat16 (the default where bfloat16 is native); the trajectory rows alternate the two
+# the CUDA-graph replay first (tests/test_graph_replay.py's GPU test), then the speed with and without it
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_graph_replay.py > /tmp/logs/graph_replay_test.log 2>&1
+echo "graph replay tests rc=$?"; tail -3 /tmp/logs/graph_replay_test.log
 timeout 200 python3 benchmarks/sampling_speed.py --device cuda --threads 4 > /tmp/logs/sampling_speed_cuda.md 2>&1
 echo "benchmark rc=$?"; cat /tmp/logs/sampling_speed_cuda.md; pack_logs
+timeout 150 python3 benchmarks/sampling_speed.py --device cuda --threads 4 --no-cuda-graphs --trajectory-runs 3 \
+  > /tmp/logs/sampling_speed_cuda_no_graphs.md 2>&1
+echo "benchmark (no CUDA graphs) rc=$?"; head -12 /tmp/logs/sampling_speed_cuda_no_graphs.md; pack_logs

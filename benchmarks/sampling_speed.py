@@ -1,7 +1,7 @@
 """Sampling speed, throughput, efficiency and memory (issue 5). Prints Markdown tables.
 
 Run:  .venv/bin/python benchmarks/sampling_speed.py [--device cpu|cuda] [--threads 2] [--quick] [--trajectory-runs 10]
-          [--precisions float32 bfloat16]
+          [--precisions float32 bfloat16] [--no-cuda-graphs]
 
 Models: the shipped perov_5 and mp_20 checkpoints when present, else freshly initialised
 models of the same size (speed does not depend on the weights); perov_5_small (the 0.6M-parameter
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
+from functools import partial
 import sys
 import time
 from pathlib import Path
@@ -151,8 +152,11 @@ def main() -> None:
                         help="runs per trajectory row (best is reported; with more than 5, median and range too)")
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=None,
                         help="network precisions to time (default: float32, and bfloat16 where it is native)")
+    parser.add_argument("--no-cuda-graphs", action="store_true",
+                        help="on a GPU, run each traced step without replaying it from a CUDA graph (for comparison)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    make_config = partial(SamplingConfig, cuda_graphs=not args.no_cuda_graphs)
     precisions = args.precisions or (["float32", "bfloat16"] if fast_bfloat16(args.device) else ["float32"])
     if args.memory_child:
         memory_child(args.memory_child, args.device, args.memory_steps)
@@ -161,7 +165,8 @@ def main() -> None:
     mp, mp_kind = model_for("mp_20", args.device)
     small = small_model(args.device)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.threads} threads"
-    print(f"device: {device_name}; torch {torch.__version__}; perov_5 {perov_kind}, mp_20 {mp_kind}"
+    graphs = "" if args.device != "cuda" else ("; CUDA graphs off" if args.no_cuda_graphs else "; CUDA graphs on")
+    print(f"device: {device_name}{graphs}; torch {torch.__version__}; perov_5 {perov_kind}, mp_20 {mp_kind}"
           f"{', perov_5_small trained' if small is not None else ''}\n")
     # size -> (model, composition, trajectory row label): every table below runs these cases
     cases = {"5-atom": (perov, PEROVSKITE, "5-atom perovskite (perov_5 model)")}
@@ -177,10 +182,10 @@ def main() -> None:
     for model, atoms, label in cases.values():
         times: dict[str, list[float]] = {p: [] for p in precisions}
         for precision in precisions:  # warm-up: trace, reduced-precision copy
-            timed_sample(model, atoms, 1, SamplingConfig(sampler="ddpm", steps=10, precision=precision))
+            timed_sample(model, atoms, 1, make_config(sampler="ddpm", steps=10, precision=precision))
         for _ in range(runs):         # alternate the precisions, so the machine's drift hits both alike
             for precision in precisions:
-                times[precision] += sample_times(model, atoms, 1, SamplingConfig(sampler="ddpm", record="all",
+                times[precision] += sample_times(model, atoms, 1, make_config(sampler="ddpm", record="all",
                                                                                  precision=precision))
         for precision in precisions:
             t = times[precision]
@@ -198,7 +203,7 @@ def main() -> None:
         cells = []
         for size, precision in columns:
             model, atoms, _ = cases[size]
-            final = SamplingConfig(sampler="ddpm", record="final", steps=100, precision=precision)
+            final = make_config(sampler="ddpm", record="final", steps=100, precision=precision)
             cells.append(batch / (timed_sample(model, atoms, batch, final, repeats) * scale))
         print(f"| {batch} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
 
@@ -208,7 +213,7 @@ def main() -> None:
     for precision in precisions:
         peak = peak_flops(args.device, precision)
         for name, (model, atoms, _) in cases.items():
-            config = SamplingConfig(sampler="ddpm", steps=100, record="final", precision=precision)
+            config = make_config(sampler="ddpm", steps=100, record="final", precision=precision)
             seconds = timed_sample(model, atoms, batch, config)
             achieved = 100 * denoiser_flops(model, atoms, batch) / seconds
             print(f"| {name}, {precision}: achieved GFLOP/s | {achieved / 1e9:.1f} |")

@@ -229,3 +229,17 @@ def test_a_cdvae_model_decodes_by_langevin_under_the_same_slider(app_env_cdvae):
 def torch_equal(a, b) -> bool:
     import torch
     return bool(torch.equal(a, b))
+
+
+def test_generate_goes_through_the_servers_shared_sampler(app_env):
+    # every session's diffusion run joins one SharedSampler, so a class pressing Generate together shares
+    # network calls (tests/test_shared_sampling.py checks what sharing gives each caller)
+    from explorer.models import shared_sampler
+
+    before = shared_sampler().stats.requests
+    at = _page()
+    at.number_input(key="gen.seed").set_value(5)
+    _generate(at)
+    assert not at.exception and not at.error
+    assert shared_sampler().stats.requests == before + 1
+    assert at.session_state["gen.results"][-1].trajectory.seed == 5
