@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 import torch  # noqa: E402
 
 from diffusion.checkpoints import load_card, load_model, resolve  # noqa: E402
+from diffusion.group_ranking import group_predictor  # noqa: E402
 from diffusion.evaluation import (reference_crystals, training_space_group_predictor,  # noqa: E402
                                   training_template_library, EvaluationConfig)
 from diffusion.placement import retrieve, sample_setting  # noqa: E402
@@ -41,7 +42,7 @@ def main() -> None:
     started = time.perf_counter()
     model = load_model(args.checkpoint)
     card = load_card(resolve(args.checkpoint))
-    predictor = training_space_group_predictor(card)
+    vote = training_space_group_predictor(card)
     library = training_template_library(card)
     setup = time.perf_counter() - started
     crystals = [c for c in reference_crystals(EvaluationConfig(checkpoint=args.checkpoint), card)
@@ -56,6 +57,7 @@ def main() -> None:
         setting = recommended(card, None if label == "default" else "noise")
         if setting is None:
             raise SystemExit(f"{args.checkpoint}'s card has no recommended setting")
+        predictor = group_predictor(setting.group_choice, vote, model, library)
         numbers = [c.atomic_numbers.tolist() for c in crystals]
         sample_setting(model, numbers[0], setting, [0], predictor, library, precision=args.precision)  # warm-up
         lookups, totals = [], []

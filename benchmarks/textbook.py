@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from diffusion.api import generate  # noqa: E402
 from diffusion.checkpoints import load_card, load_model, resolve  # noqa: E402
 from diffusion.evaluation import training_space_group_predictor, training_template_library  # noqa: E402
+from diffusion.group_ranking import group_predictor  # noqa: E402
 from diffusion.formula import FormulaError  # noqa: E402
 from diffusion.placement import sample_setting  # noqa: E402
 from diffusion.recommended import recommended  # noqa: E402
@@ -117,12 +118,13 @@ def main() -> None:
 def recommended_rows(model, chosen, args) -> None:
     """One row per crystal and card setting, sampled as ``sample`` samples it (``placement.sample_setting``)."""
     card = load_card(resolve(args.checkpoint))
-    predictor = training_space_group_predictor(card) if model.model_config.use_space_group else None
+    vote = training_space_group_predictor(card) if model.model_config.use_space_group else None
     library = training_template_library(card)
     for label in args.settings:
         setting = recommended(card, None if label == "default" else "noise")
         if setting is None:
             raise SystemExit(f"{args.checkpoint}'s card has no recommended setting")
+        predictor = vote and group_predictor(setting.group_choice, vote, model, library)
         print(f"\n{label}: {setting.describe()}\n")
         print("| crystal | formula given | retrieved | reproduced | best RMS | median lattice-constant error "
               "| most common space group | wall time |")

@@ -156,6 +156,7 @@ from .device import describe_device, resolve_device  # noqa: E402
 from .evaluation import (training_formula_units, training_space_group_predictor,  # noqa: E402
                          training_template_library, validation_crystals)
 from .formula_units import formula_text  # noqa: E402
+from .group_ranking import GROUP_CHOICES, group_predictor  # noqa: E402
 from .live import (MAX_LIVE_ATOMS, MAX_LIVE_CRYSTALS, MAX_LIVE_SECONDS, MAX_LIVE_STEPS, LiveConfig,  # noqa: E402
                    LiveTrainer, composition_text, noise_prediction)
 from .metrics import (compositional_validity, csp_matcher, match_rms, space_group_number,  # noqa: E402
@@ -196,7 +197,7 @@ __all__ = [
     'ProcessConfig', 'ProgressCallback', 'q_sample', 'q_sample_coords', 'SymmetricCell', 'constraint_from_template', 'symmetric_request', 'recommended', 'SamplingSetting', 'read_checkpoint', 'relax', 'relax_batch',
     'RelaxError', 'RelaxResult', 'render_gif', 'render_strip', 'resolve_data_file', 'resolve_device', 'sample',
     'sample_num_atoms', 'SampleRequest', 'SamplingConfig', 'SCHEDULE_NAMES', 'ScheduleValues', 'StabilityResult',
-    'SharedSampler', 'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',
+    'GROUP_CHOICES', 'group_predictor', 'SharedSampler', 'step_grid', 'SYMPREC', 'training_formula_units', 'training_space_group_predictor', 'training_summary',
     'training_template_library', 'Trajectory', 'VALID_MIN_DISTANCE', 'MAX_TRAJECTORY_FILE_BYTES',
     'OpenedTrajectories', 'TrajectoryFileError', 'read_trajectory_bytes', 'toy2d', 'cdvae', 'cdvae_latent',
     'validation_crystals'

@@ -73,6 +73,11 @@ TEMPLATE_HELP = ("start from a template instead of noise (composition only): the
                  "crystal with the same atom counts, its elements replaced by yours, noised to step T0 "
                  "(0 = the template itself, T = forget it); compositions without one start from noise")
 
+GROUP_CHOICES = ("vote", "model")
+GROUP_CHOICE_HELP = ("with --space-group predicted: who picks the group among the chemically nearest training "
+                     "crystals: 'vote' (they vote by count) or 'model' (the model scores each group's nearest crystal "
+                     "by how well it denoises it; docs/cli.md#group-choice) (default: the model card's recommended "
+                     "setting, else vote)")
 SYMMETRY_HELP = ("wyckoff: keep every step of the trajectory in the space group (--space-group N, predicted or csv) "
                  "with the Wyckoff positions of the nearest training crystal in that group (its primitive cell); "
                  "with --template-step, start from that crystal's ideal cell" + DEFAULT_HELP.format("none"))
@@ -150,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="classifier-free guidance weight w" + DEFAULT_HELP.format("0"))
     s.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0", help=TEMPLATE_HELP)
     s.add_argument("--symmetry", choices=("none", "wyckoff"), default=None, help=SYMMETRY_HELP)
+    s.add_argument("--group-choice", choices=GROUP_CHOICES, default=None, help=GROUP_CHOICE_HELP)
     s.add_argument("--batch-size", type=positive_int, default=64, help="crystals per sampling batch")
     s.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)
     s.add_argument("--device", default="auto")
@@ -177,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--template-step", type=nonnegative_int, default=None, metavar="T0",
                    help=TEMPLATE_HELP)
     e.add_argument("--symmetry", choices=("none", "wyckoff"), default=None, help=SYMMETRY_HELP)
+    e.add_argument("--group-choice", choices=GROUP_CHOICES, default=None, help=GROUP_CHOICE_HELP)
     e.add_argument("--seed", type=nonnegative_int, default=0)
     e.add_argument("--batch-size", type=positive_int, default=128)
     e.add_argument("--precision", choices=PRECISIONS, default="float32", help=PRECISION_HELP)

@@ -44,12 +44,12 @@ def _progress_bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, mininterval=1)
 
 
-def _space_groups(args, rows, atoms) -> list[int] | None:
+def _space_groups(args, rows, atoms, model=None) -> list[int] | None:
     """One group per sample (0 = none for that sample), from --space-group N, csv or predicted."""
     if args.space_group is None:
         return None
     if args.space_group == "predicted":
-        return _predicted_space_groups(args, atoms)
+        return _predicted_space_groups(args, atoms, model)
     if args.space_group == "csv":
         if rows is None:
             raise ValueError("--space-group csv only works with --from-csv")
@@ -64,14 +64,15 @@ def _space_groups(args, rows, atoms) -> list[int] | None:
     return [number] * (len(rows) if rows is not None else args.num_samples)
 
 
-def _predicted_space_groups(args, atoms) -> list[int]:
+def _predicted_space_groups(args, atoms, model=None) -> list[int]:
     from .checkpoints import load_card, resolve
-    from .evaluation import training_space_group_predictor
+    from .evaluation import training_group_predictor
 
     if any(a is None for a in atoms):
         raise ValueError("--space-group predicted needs compositions (a structure-prediction model)")
     try:
-        predictor = training_space_group_predictor(load_card(resolve(args.checkpoint)))
+        predictor = training_group_predictor(load_card(resolve(args.checkpoint)),
+                                             getattr(args, "group_choice", None) or "vote", model)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot predict space groups: {error}") from None
     guesses = {a: predictor.predict(a) for a in set(atoms)}
@@ -82,7 +83,8 @@ def _predicted_space_groups(args, atoms) -> list[int]:
                             "give a space-group number or leave --space-group out", "sampling without a space group")
             return [0] * len(atoms)
         near = ", ".join(str(n) for n in guess.neighbours[:3])
-        print(f"space group {guess.space_group} predicted ({guess.confidence:.0%} of the vote; nearest training "
+        chooser = "the model's weight" if getattr(args, "group_choice", None) == "model" else "the vote"
+        print(f"space group {guess.space_group} predicted ({guess.confidence:.0%} of {chooser}; nearest training "
               f"crystals {near})", file=sys.stderr)
     else:
         missing = sum(g is None for g in guesses.values())
@@ -210,7 +212,8 @@ def with_setting(args, model) -> argparse.Namespace:
     return argparse.Namespace(**{**vars(args), "sampler": setting.sampler, "steps": setting.steps,
                                  "guidance": setting.guidance, "template_step": setting.template_step,
                                  "step_lr": setting.step_lr, "space_group": space_group,
-                                 "symmetry": setting.symmetry, "defaulted": defaulted})
+                                 "symmetry": setting.symmetry, "group_choice": setting.group_choice,
+                                 "defaulted": defaulted})
 
 
 def _unless_default(args, flag: str, why: str, fix: str, instead: str) -> None:
@@ -309,7 +312,7 @@ def run_sample(args, command: str) -> int:
         seeds = [args.seed + i for i in range(args.num_samples)]
     if args.space_group is not None and not model.model_config.use_space_group:
         raise ValueError(NO_SPACE_GROUP_CONDITION)
-    groups = _space_groups(args, rows, atoms)
+    groups = _space_groups(args, rows, atoms, model)
     for g in set(groups or []) - {0}:
         check_space_group(model, g)
     if args.prop is not None and not model.model_config.use_property:

@@ -14,6 +14,7 @@ from .data import cache_dir, load_dataset, resolve_data_file
 from .device import resolve_device
 from .generation_metrics import COVERAGE_CUTOFFS, Fingerprints, fingerprints, score_generation
 from .formula_units import FormulaUnitsAdvisor
+from .group_ranking import group_predictor
 from .metrics import aggregate_csp, csp_matcher, match_rms, score_csp
 from .polymorph_metrics import polymorph_metrics
 from .recommended import resolve_sampling_args
@@ -50,6 +51,7 @@ class EvaluationConfig:
     template_step: int | None = None
     start: str | None = None
     symmetry: str | None = None
+    group_choice: str | None = None
     seed: int = 0
     batch_size: int = 128
     precision: str = "float32"
@@ -74,7 +76,8 @@ def with_setting(config: EvaluationConfig, card: dict) -> EvaluationConfig:
     setting = resolve_sampling_args(config, card)
     return replace(config, sampler=setting.sampler, steps=setting.steps, guidance=setting.guidance,
                    template_step=setting.template_step, step_lr=setting.step_lr,
-                   space_group=config.space_group or setting.space_group, symmetry=setting.symmetry)
+                   space_group=config.space_group or setting.space_group, symmetry=setting.symmetry,
+                   group_choice=setting.group_choice)
 
 
 def training_config(card: dict, otherwise: str, data: tuple[str, ...] | None = None) -> TrainConfig:
@@ -122,8 +125,13 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
     requested = [c.space_group if args.space_group == "csv" else 0 for c in crystals]
     predicted = None
     if args.space_group == "predicted":
-        predictor = training_space_group_predictor(card)
-        guesses = [predictor.predict(c.atomic_numbers.tolist()) for c in crystals]
+        predictor = training_group_predictor(card, args.group_choice or "vote", model)
+        from tqdm import tqdm
+
+        slow = (args.group_choice or "vote") == "model"   # a batch of network evaluations per composition
+        guesses = [predictor.predict(c.atomic_numbers.tolist())
+                   for c in tqdm(crystals, desc="choosing groups", unit="crystal", file=sys.stderr, mininterval=2,
+                                 disable=not slow)]
         requested = [g.space_group if g else 0 for g in guesses]
         predicted = {"predicted": sum(g is not None for g in guesses),
                      "correct": sum(r == c.space_group for r, c in zip(requested, crystals) if r)}
@@ -170,6 +178,7 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
     results = {
         "checkpoint": path.stem, "task": "csp", "checkpoint_steps": card.get("steps"), "split": args.split, "n": len(crystals), "k": args.num_samples,
         "sampler": args.sampler, "precision": args.precision, "steps": args.steps or model.num_steps, "space_group": args.space_group,
+        "group_choice": (args.group_choice or "vote") if args.space_group == "predicted" else None,
         "step_lr": resolved_step_lr(model, config),
         "template_step": args.template_step, "symmetry": args.symmetry or "none",
         "guidance": args.guidance, "seed": args.seed, "device": str(device),
@@ -222,6 +231,13 @@ def training_space_group_predictor(card: dict) -> SpaceGroupPredictor:
     return SpaceGroupPredictor(_training_crystals(card, "to predict space groups"))
 
 
+def training_group_predictor(card: dict, choice: str, model=None):
+    """The group predictor of ``--space-group predicted`` over a checkpoint's own training split: the vote, or
+    (``choice="model"``) the model's choice among the nearest crystals' groups (``group_ranking.py``)."""
+    vote = training_space_group_predictor(card)
+    return group_predictor(choice, vote, model, training_template_library(card) if choice == "model" else None)
+
+
 def training_formula_units(card: dict) -> FormulaUnitsAdvisor:
     """Formula-unit statistics of a checkpoint's own training split."""
     return FormulaUnitsAdvisor(_training_crystals(card, "to propose formula units"))
@@ -264,6 +280,8 @@ def _finish(args: EvaluationConfig, path: Path, results: dict, command: str) -> 
                 key += f"_template{args.template_step}"
             if args.symmetry == "wyckoff":
                 key += "_wyckoff"
+            if args.space_group == "predicted" and args.group_choice == "model":
+                key += "_model-group"
         if results.get("step_lr") is not None:
             key += f"_lr{results['step_lr']:g}"
         if args.precision != "float32":

@@ -25,7 +25,9 @@ class SamplingSetting:
     space_group: "none" or "predicted" (the training crystals' vote); template_step: None = from noise,
     else start from the retrieved template noised to this step; step_lr: the pc corrector's (None = the model's);
     symmetry: "wyckoff" keeps every frame in the group and Wyckoff positions of the template in that group
-    (its sites only: the positions still come from noise unless template_step is set), "none" = free.
+    (its sites only: the positions still come from noise unless template_step is set), "none" = free;
+    group_choice: with space_group "predicted", who picks the group: "vote" (the nearest training crystals, by
+    count) or "model" (the model, among the nearest crystals' groups: ``group_ranking.py``).
     """
 
     sampler: str = "ddpm"
@@ -35,6 +37,7 @@ class SamplingSetting:
     template_step: int | None = None
     step_lr: float | None = None
     symmetry: str = "none"
+    group_choice: str = "vote"
     match_rate: float | None = None
     n: int | None = None
     key: str = ""
@@ -48,8 +51,9 @@ class SamplingSetting:
         steps = f"{self.steps} steps" if self.steps else "every step"
         parts = [f"{ {'ddpm': 'DDPM', 'ddim': 'DDIM', 'pc': 'predictor-corrector'}.get(self.sampler, self.sampler)}, {steps}"]
         if self.space_group == "predicted":
-            parts.append("in the space group voted by the most similar training crystals"
-                         + (f" (guidance w = {self.guidance:g})" if self.guidance else ""))
+            chooser = ("the model finds most plausible among those of the most similar training crystals"
+                       if self.group_choice == "model" else "voted by the most similar training crystals")
+            parts.append(f"in the space group {chooser}" + (f" (guidance w = {self.guidance:g})" if self.guidance else ""))
         if self.symmetry == "wyckoff":
             parts.append("keeping the Wyckoff sites of the nearest known crystal in that group at every step")
         if self.template_step is not None:
@@ -83,7 +87,8 @@ def candidates(card: dict) -> list[SamplingSetting]:
         out.append(SamplingSetting(sampler=row.get("sampler", "ddpm"), steps=row.get("steps"),
                                    space_group=row["space_group"], guidance=float(row.get("guidance") or 0.0),
                                    template_step=row.get("template_step"), step_lr=row.get("step_lr"),
-                                   symmetry=row.get("symmetry") or "none", match_rate=float(rate), n=row.get("n"), key=key))
+                                   symmetry=row.get("symmetry") or "none", group_choice=row.get("group_choice") or "vote",
+                                   match_rate=float(rate), n=row.get("n"), key=key))
     # best match rate first; on a tie the cheaper run (fewer steps)
     return sorted(out, key=lambda s: (-s.match_rate, s.steps or 10**9, s.key))
 
@@ -120,7 +125,7 @@ def resolve_sampling_args(args, card: dict) -> SamplingSetting:
     base = recommended(card, start) or SamplingSetting(template_step=DEFAULT_TEMPLATE_STEP if start == "template"
                                                        else None)
     given = {name: getattr(args, name) for name in ("sampler", "steps", "guidance", "template_step", "step_lr",
-                                                    "symmetry")
+                                                    "symmetry", "group_choice")
              if getattr(args, name, None) is not None}
     space_group = getattr(args, "space_group", None)
     if space_group is not None:
@@ -131,6 +136,8 @@ def resolve_sampling_args(args, card: dict) -> SamplingSetting:
         given.setdefault("guidance", 0.0)   # nothing to guide toward
     if given.get("space_group") == "none":
         given.setdefault("symmetry", "none")   # no group to keep
+    if given.get("space_group") in ("none", "csv") or str(given.get("space_group", "")).isdigit():
+        given.setdefault("group_choice", "vote")   # no group to choose
     if start == "noise":
         given["template_step"] = None
     changed = replace(base, **given)

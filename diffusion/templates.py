@@ -106,6 +106,14 @@ class TemplateLibrary:
         self._index = PrototypeIndex(crystals)
         self.atomic_volumes = fit_atomic_volumes(crystals)
 
+    def nearest(self, atomic_numbers: Iterable[int], k: int) -> list:
+        """The k reference crystals of this prototype nearest in element distance (``PrototypeIndex.nearest``)."""
+        return self._index.nearest(list(atomic_numbers), k)
+
+    def crystal(self, material_id: str) -> Crystal:
+        """A reference crystal by its id (as a ``Neighbour`` names it)."""
+        return self._by_id[material_id]
+
     def template(self, atomic_numbers: Iterable[int], space_group: int | None = None) -> Template | None:
         """The nearest reference crystal with this prototype, substituted; None when there is none.
 

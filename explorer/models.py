@@ -16,7 +16,7 @@ import torch
 from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, ProcessConfig, SamplingConfig, cdvae,
                            check_composition, checkpoint_folder, constraint_from_template, describe_device,
                            fast_bfloat16, generate, list_checkpoints, load_card, load_model, read_checkpoint,
-                           SharedSampler, resolve_device, symmetric_request, training_formula_units,
+                           SharedSampler, group_predictor, resolve_device, symmetric_request, training_formula_units,
                            training_space_group_predictor, training_template_library)
 
 from .settings import GenerateSettings
@@ -309,6 +309,24 @@ def space_group_predictor(entry: ModelEntry) -> tuple[object | None, str | None]
         return _space_group_predictor(entry.path, entry.version), None
     except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
         return None, f"no suggestion: {exc}"
+
+
+def chosen_group_predictor(entry: ModelEntry, choice: str) -> tuple[object | None, str | None]:
+    """(the predictor a recommended setting's ``group_choice`` names, None) or (None, why it cannot be made): the
+    vote, or the model's choice among the nearest training crystals' groups (``diffusion/group_ranking.py``)."""
+    vote, why = space_group_predictor(entry)
+    if vote is None or choice != "model":
+        return vote, why
+    try:
+        return _model_group_predictor(entry.path, entry.version, str(app_device())), None
+    except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+        return None, f"no suggestion: {exc}"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the model's training crystals...")
+def _model_group_predictor(path: str, version: int, device: str):
+    return group_predictor("model", _space_group_predictor(path, version), _load(path, version, device),
+                           _template_library(path, version))
 
 
 def find_template(entry: ModelEntry, atomic_numbers, space_group: int | None = None) -> tuple[object | None, str | None]:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from diffusion.api import NO_PROTOTYPE_MATCH, NO_TEMPLATE, recommended, retrieve
 
-from .models import ModelEntry, space_group_predictor, suggest_space_group, template_library
+from .models import ModelEntry, chosen_group_predictor, template_library
 from .numbers import space_group_label
 
 ss = st.session_state
@@ -35,13 +35,23 @@ def apply_recommended(entry: ModelEntry, atomic_numbers: list[int] | None, num_s
         ss["gen.template_step"] = int(setting.template_step)
     ss["gen.sg_text"] = ""
     if setting.space_group == "predicted" and atomic_numbers:
-        guess, _ = suggest_space_group(entry, atomic_numbers)
+        predictor, _ = chosen_group_predictor(entry, setting.group_choice)
+        guess = predictor.predict(list(atomic_numbers)) if predictor is not None else None
         if guess is not None:
             ss["gen.sg_text"] = str(guess.space_group)
-            near = "; ".join(str(n) for n in guess.neighbours[:3])
-            ss["gen.sg_hint"] = ("info", f"{space_group_label(guess.space_group)} was voted by the chemically "
-                                         f"nearest training crystals (nearest: {near}): retrieved, not predicted "
-                                         "by the network.", ss.get("gen.composition"), ss["gen.sg_text"])
+            ss["gen.sg_hint"] = ("info", group_origin(setting, guess) + ".", ss.get("gen.composition"),
+                                 ss["gen.sg_text"])
+
+
+def group_origin(setting, guess) -> str:
+    """Where a recommended setting's group came from, in words: retrieval, not prediction from scratch."""
+    near = "; ".join(str(n) for n in guess.neighbours[:3])
+    if setting.group_choice == "model":
+        return (f"{space_group_label(guess.space_group)} chosen by the model ({guess.confidence:.0%} of its weight) "
+                f"among the groups of the chemically nearest training crystals ({near}), the one whose crystal with "
+                "your elements it denoises best: the candidates are retrieved, not predicted by the network")
+    return (f"{space_group_label(guess.space_group)} voted by the chemically nearest training crystals ({near}): "
+            "retrieved, not predicted by the network")
 
 
 def recommended_line(entry: ModelEntry, atomic_numbers: list[int] | None, num_steps: int) -> None:
@@ -64,14 +74,12 @@ def retrieved_setting(entry: ModelEntry, setting, numbers: list[int], typed_grou
     as the CLI does it): the ``GenerateSettings`` fields it sets (sampler, steps, guidance, space_group,
     template_step, symmetry) and, in words, what it retrieved (the voted group, the Wyckoff sites, the
     template) or could not (then it samples without that part)."""
-    predictor, no_vote = space_group_predictor(entry)
+    predictor, no_vote = chosen_group_predictor(entry, setting.group_choice)
     library, no_library = template_library(entry)
     got = retrieve(numbers, setting, predictor, library, typed_group)
     notes = []
     if got.vote is not None:
-        near = "; ".join(str(n) for n in got.vote.neighbours[:3])
-        notes.append(f"{space_group_label(got.space_group)} voted by the nearest training crystals ({near}): "
-                     "retrieved, not predicted by the network")
+        notes.append(group_origin(setting, got.vote))
     elif typed_group is None and setting.space_group == "predicted":
         why = no_vote or f"{NO_PROTOTYPE_MATCH}, so there is nothing to vote"
         notes.append(f"{why.split(';')[0]}: no group is asked")

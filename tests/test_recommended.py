@@ -185,7 +185,7 @@ def test_the_app_makes_a_setting_concrete_with_the_clis_retrieval(monkeypatch):
 
     crystals = [c.replace(space_group=221) for c in list(load_csv(PEROV_CSV).crystals)[:400]]
     predictor, library = SpaceGroupPredictor(crystals), TemplateLibrary(crystals)
-    monkeypatch.setattr(field, "space_group_predictor", lambda entry: (predictor, None))
+    monkeypatch.setattr(field, "chosen_group_predictor", lambda entry, choice: (predictor, None))
     monkeypatch.setattr(field, "template_library", lambda entry: (library, None))
     setting = SamplingSetting(sampler="ddim", steps=100, space_group="predicted", guidance=2.0, template_step=100)
     numbers = [int(z) for z in crystals[3].atomic_numbers]
@@ -193,13 +193,13 @@ def test_the_app_makes_a_setting_concrete_with_the_clis_retrieval(monkeypatch):
     got = retrieve(numbers, setting, predictor, library)
     assert got.vote is not None and changes["space_group"] == got.space_group
     assert changes["template_step"] == 100 and changes["guidance"] == 2.0 and changes["steps"] == 100
-    assert "voted by the nearest training crystals" in notes[0] and notes[1] == f"template: {got.template.describe()}"
+    assert "voted by the chemically nearest training crystals" in notes[0] and notes[1] == f"template: {got.template.describe()}"
 
     changes, notes = field.retrieved_setting(None, setting, numbers, 99, 50)
     assert changes["space_group"] == 99 and changes["steps"] == 50, "a typed group wins; steps stop at T"
     assert not any("voted" in n for n in notes)
 
-    monkeypatch.setattr(field, "space_group_predictor", lambda entry: (None, "no suggestion: unreadable data"))
+    monkeypatch.setattr(field, "chosen_group_predictor", lambda entry, choice: (None, "no suggestion: unreadable data"))
     monkeypatch.setattr(field, "template_library", lambda entry: (None, "no template: unreadable data"))
     changes, notes = field.retrieved_setting(None, setting, numbers, None, 1000)
     assert changes["space_group"] is None and changes["guidance"] == 0.0 and changes["template_step"] is None
