@@ -16,7 +16,8 @@ of order 1e-6 in fractional coordinates; tests/test_shared_sampling.py checks th
 
 Isolation: a request is validated in its caller's thread before it joins a batch, so a bad one
 raises only there; if a merged run fails anyway, each of its requests is rerun alone and gets its
-own result or its own error. Progress is reported to each caller in the caller's own thread (a
+own result or its own error; if the leader's own caller is stopped mid-run (a session closed or rerun),
+the other requests go back to the queue for the next leader. Progress is reported to each caller in the caller's own thread (a
 Streamlit progress bar must be updated from its session's thread).
 """
 from __future__ import annotations
@@ -185,6 +186,13 @@ class SharedSampler:
             if len(batch) == 1:
                 raise
             parts = None
+        except BaseException:
+            # the leader's own caller is being stopped (Streamlit stops a session's script by raising from a
+            # UI call, e.g. its progress bar): hand the others back to the queue, where the next leader takes them
+            with self._lock:
+                self._waiting = [t for t in batch if t is not own] + self._waiting
+                self._lock.notify_all()
+            raise
         with self._lock:
             self.stats.runs += 1
             self.stats.largest_batch = max(self.stats.largest_batch, len(batch))

@@ -150,3 +150,35 @@ def test_select_rejects_rows_that_are_not_there(tiny_csp):
     trajectory = sample(tiny_csp, _requests(1)[0], SamplingConfig(sampler="ddim", steps=5))
     with pytest.raises(ValueError, match="crystal rows"):
         trajectory.select([1])
+
+
+class _Stopped(BaseException):
+    """What Streamlit raises in a session's thread to stop its script (a BaseException, like StopException)."""
+
+
+def test_when_the_leaders_session_stops_the_others_still_get_their_crystals(tiny_csp):
+    config = SamplingConfig(sampler="ddim", steps=10)
+    requests = _requests(4)
+    shared = SharedSampler(gather_seconds=0.3)
+    stopped_thread = []
+
+    def call(i):
+        def progress(done, total):
+            # the first caller to lead is stopped at its first progress report
+            if not stopped_thread:
+                stopped_thread.append(threading.get_ident())
+            if stopped_thread[0] == threading.get_ident():
+                raise _Stopped()
+        try:
+            return shared.sample(tiny_csp, requests[i], config, progress)
+        except _Stopped:
+            return "stopped"
+
+    results, errors, _ = _together([lambda i=i: call(i) for i in range(4)])
+    assert errors == [None] * 4
+    assert results.count("stopped") == 1
+    # the three others went back to the queue together and ran as one batch (not one after another)
+    assert shared.stats.runs == 1 and shared.stats.largest_batch == 3
+    for request, result in zip(requests, results):
+        if result != "stopped":
+            _assert_same(result, sample(tiny_csp, request, config))
