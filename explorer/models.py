@@ -15,7 +15,7 @@ import torch
 
 from diffusion.api import (NO_PROTOTYPE_MATCH, NO_TEMPLATE, CheckpointError, ProcessConfig, SamplingConfig, cdvae,
                            check_composition, checkpoint_folder, constraint_from_template, describe_device,
-                           fast_bfloat16, generate, list_checkpoints, load_card, load_model, read_checkpoint,
+                           fast_bfloat16, generate, list_checkpoints, load_card, load_model, read_checkpoint, recommended,
                            SharedSampler, group_predictor, resolve_device, symmetric_request, training_formula_units,
                            training_space_group_predictor, training_template_library)
 
@@ -340,9 +340,17 @@ def find_template(entry: ModelEntry, atomic_numbers, space_group: int | None = N
     return template, None
 
 
+def group_choice(entry: ModelEntry) -> str:
+    """Who picks a suggested group for this model: "model" when its card's recommended setting lets the model
+    choose among the nearest training crystals' groups, else "vote" (``diffusion/group_ranking.py``)."""
+    setting = recommended(entry.card) if entry is not None and isinstance(entry.card, dict) else None
+    return setting.group_choice if setting is not None else "vote"
+
+
 def suggest_space_group(entry: ModelEntry, atomic_numbers) -> tuple[object | None, str | None]:
-    """(the training crystals' vote for this composition, None) or (None, why there is none)."""
-    predictor, why = space_group_predictor(entry)
+    """(the group for this composition as the model's recommended setting picks it: the training crystals' vote
+    or the model's choice among their groups, None) or (None, why there is none)."""
+    predictor, why = chosen_group_predictor(entry, group_choice(entry))
     if predictor is None:
         return None, why
     guess = predictor.predict(list(atomic_numbers))

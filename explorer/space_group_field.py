@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from .models import ModelEntry, suggest_space_group
+from .models import ModelEntry, group_choice, suggest_space_group
 from .numbers import parse_space_group, space_group_label
 
 ss = st.session_state
 
 SUGGEST_HELP = ("The model's training crystals with the same number of atoms and element counts, ranked by chemical "
-                "similarity (Pettifor's Mendeleev numbers), vote for their space group. The model reproduces far "
-                "more crystals when it is given the right group.")
+                "similarity (Pettifor's Mendeleev numbers), propose their space groups; the nearest ones vote, or "
+                "(where the model's card says so, e.g. mp_20) the model picks the group whose crystal, with your "
+                "elements, it denoises best. The model reproduces far more crystals when it is given the right group.")
 
 
 def space_group_field(entry: ModelEntry, prefix: str, text_key: str, composition_key: str,
@@ -50,8 +51,9 @@ def _on_suggest(entry: ModelEntry, atomic_numbers: list[int], prefix: str, text_
         return
     ss[text_key] = str(guess.space_group)
     near = "; ".join(str(n) for n in guess.neighbours[:3])
-    ss[f"{prefix}.sg_hint"] = ("info", f"Suggested {space_group_label(guess.space_group)}: {guess.confidence:.0%} of "
-                                       f"the vote of the {len(guess.neighbours)} chemically nearest training crystals "
+    chooser = ("of the model's weight among the groups of" if group_choice(entry) == "model" else "of the vote of")
+    ss[f"{prefix}.sg_hint"] = ("info", f"Suggested {space_group_label(guess.space_group)}: {guess.confidence:.0%} "
+                                       f"{chooser} the {len(guess.neighbours)} chemically nearest training crystals "
                                        f"with the same atom counts (nearest: {near}). {vote_accuracy(entry.card)}",
                                ss.get(composition_key), ss[text_key])
 

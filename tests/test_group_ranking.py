@@ -110,3 +110,19 @@ def test_sample_takes_the_group_choice_from_the_card_and_the_flag_overrides_it(t
                  "--out", str(tmp_path / "b")]) == 0
     err = capsys.readouterr().err
     assert "space group 38 predicted" in err and "of the vote" in err
+
+
+def test_suggest_on_generate_uses_the_same_chooser_as_the_recommended_setting(monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    monkeypatch.delenv("CRYSTAL_DIFFUSION_CHECKPOINTS", raising=False)
+    at = AppTest.from_file(str(ROOT / "pages" / "3_Generate.py"), default_timeout=300).run()
+    assert at.session_state["gen.model"] == "mp_20" and at.session_state["gen.composition"] == "SrTiO3"
+    at.text_input(key="gen.sg_text").set_value("").run()
+    at.button(key="gen.sg_suggest").click().run()
+    assert not at.exception
+    assert at.text_input(key="gen.sg_text").value == "221", "the model's choice, as the recommended setting's"
+    hint = next(i.value for i in at.info if "Suggested" in i.value)
+    assert "of the model's weight" in hint and "BaTiO3" in hint
