@@ -14,6 +14,7 @@ from .checkpoints import CheckpointError
 from .crystal import CrystalError
 from .data import DOWNLOAD_DIR, DatasetError
 from .formula import FormulaError
+from .group_ranking import GROUP_CHOICES
 from .precision import PRECISIONS
 
 EXIT_USAGE = 2
@@ -73,7 +74,6 @@ TEMPLATE_HELP = ("start from a template instead of noise (composition only): the
                  "crystal with the same atom counts, its elements replaced by yours, noised to step T0 "
                  "(0 = the template itself, T = forget it); compositions without one start from noise")
 
-GROUP_CHOICES = ("vote", "model")
 GROUP_CHOICE_HELP = ("with --space-group predicted: who picks the group among the chemically nearest training "
                      "crystals: 'vote' (they vote by count) or 'model' (the model scores each group's nearest crystal "
                      "by how well it denoises it; docs/cli.md#group-choice) (default: the model card's recommended "

@@ -109,7 +109,8 @@ class ModelGroupPredictor:
         # one candidate per group: the nearest crystal of that group (what ``TemplateLibrary.template`` would pick)
         candidates = {}
         for neighbour in self.library.nearest(numbers, self.config.neighbours):
-            candidates.setdefault(neighbour.space_group, neighbour)
+            if 1 <= neighbour.space_group <= 230:   # a reference without a known group cannot be asked for
+                candidates.setdefault(neighbour.space_group, neighbour)
         if len(candidates) < 2:
             return voted
         neighbours = list(candidates.values())
