@@ -219,16 +219,20 @@ class CrystalDiffusion(nn.Module):
 
     # -- training objective -----------------------------------------------------------------
     def corrupt(self, batch: CrystalBatch, t: torch.Tensor, generator: torch.Generator | None = None,
-                graph: CrystalGraph | None = None) -> "Corrupted":
+                graph: CrystalGraph | None = None, eps: torch.Tensor | None = None,
+                noise: torch.Tensor | None = None) -> "Corrupted":
         """Noise a clean batch to steps t (B,): lattice latent by q_sample, coordinates by the wrapped
-        normal; also the training targets (eps and the normalized, translation-free score)."""
+        normal; also the training targets (eps and the normalized, translation-free score).
+        eps (B, 6) and noise (N, 3), the standard normal draws, are drawn from ``generator`` unless given."""
         device = batch.device
         x0 = self.lattice_latent(batch.lattice, batch.num_atoms)
-        eps = draw("randn", tuple(x0.shape), device, generator)
+        if eps is None:
+            eps = draw("randn", tuple(x0.shape), device, generator)
         x_t = q_sample(x0, t, eps, self.abar)
         t_atom = t[batch.batch]
         sigma = self.sigma[t_atom].unsqueeze(-1)
-        noise = draw("randn", tuple(batch.frac_coords.shape), device, generator)
+        if noise is None:
+            noise = draw("randn", tuple(batch.frac_coords.shape), device, generator)
         frac_t = q_sample_coords(batch.frac_coords, sigma, noise)
         target_score = wrapped_normal_score(sigma * noise, sigma) / self.score_norm[t_atom].sqrt().unsqueeze(-1)
         if graph is None:

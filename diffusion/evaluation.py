@@ -126,8 +126,6 @@ def evaluate_checkpoint(args: EvaluationConfig, command: str) -> dict:
     predicted = None
     if args.space_group == "predicted":
         predictor = training_group_predictor(card, args.group_choice or "vote", model)
-        from tqdm import tqdm
-
         slow = (args.group_choice or "vote") == "model"   # a batch of network evaluations per composition
         guesses = [predictor.predict(c.atomic_numbers.tolist())
                    for c in tqdm(crystals, desc="choosing groups", unit="crystal", file=sys.stderr, mininterval=2,
@@ -234,8 +232,8 @@ def training_space_group_predictor(card: dict) -> SpaceGroupPredictor:
 def training_group_predictor(card: dict, choice: str, model=None):
     """The group predictor of ``--space-group predicted`` over a checkpoint's own training split: the vote, or
     (``choice="model"``) the model's choice among the nearest crystals' groups (``group_ranking.py``)."""
-    vote = training_space_group_predictor(card)
-    return group_predictor(choice, vote, model, training_template_library(card) if choice == "model" else None)
+    train = _training_crystals(card, "to predict space groups")   # read once for the vote and the templates
+    return group_predictor(choice, SpaceGroupPredictor(train), model, TemplateLibrary(train) if choice == "model" else None)
 
 
 def training_formula_units(card: dict) -> FormulaUnitsAdvisor:

@@ -26,9 +26,8 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .corruption import q_sample, q_sample_coords, wrapped_normal_score
 from .crystal import Crystal, CrystalBatch, CrystalGraph
-from .crystal_diffusion import CrystalDiffusion, remove_translation
+from .crystal_diffusion import CrystalDiffusion
 from .space_group_prediction import SpaceGroupGuess, SpaceGroupPredictor
 from .templates import TemplateLibrary, substitute_elements
 
@@ -62,27 +61,23 @@ def denoising_loss(model: CrystalDiffusion, crystals: Sequence[Crystal], levels:
     batch = CrystalBatch.from_crystals(list(crystals)).to(device)
     B = batch.num_crystals
     graph = CrystalGraph.build(batch.num_atoms, batch.batch)
-    x0 = model.lattice_latent(batch.lattice, batch.num_atoms)
     prop = torch.full((B,), math.nan, device=device) if model.model_config.use_property else None
     group = torch.zeros(B, dtype=torch.long, device=device) if model.model_config.use_space_group else None
     generator = torch.Generator().manual_seed(int(seed))
     total = torch.zeros(B, device=device)
     for level in levels:
         t = torch.full((B,), int(level), device=device)
-        t_atom = t[batch.batch]
-        sigma = model.sigma[t_atom].unsqueeze(-1)
         for _ in range(draws):
-            eps = torch.randn(tuple(x0.shape[1:]), generator=generator).to(device).expand_as(x0)
+            # one draw shared by all candidates (atom i of every crystal gets the same noise)
+            eps = torch.randn(6, generator=generator).to(device).expand(B, 6)
             per_atom = torch.randn((int(batch.num_atoms.max()), 3), generator=generator).to(device)
             noise = torch.cat([per_atom[:n] for n in batch.num_atoms.tolist()])
-            x_t = q_sample(x0, t, eps, model.abar)
-            frac_t = q_sample_coords(batch.frac_coords, sigma, noise)
-            target = remove_translation(wrapped_normal_score(sigma * noise, sigma) / model.score_norm[t_atom].sqrt().unsqueeze(-1),
-                                        graph)
-            eps_hat, score_hat, _ = model._network(batch.atomic_numbers, frac_t, x_t, batch.num_atoms, batch.batch, t,
-                                                   prop, group, graph=graph)
-            coords = torch.zeros(B, device=device).index_add_(0, batch.batch, ((score_hat - target) ** 2).mean(-1))
-            total += ((eps_hat - eps) ** 2).mean(-1) + coords / batch.num_atoms
+            noised = model.corrupt(batch, t, graph=graph, eps=eps, noise=noise)
+            eps_hat, score_hat, _ = model._network(batch.atomic_numbers, noised.frac_t, noised.x_t, batch.num_atoms,
+                                                   batch.batch, t, prop, group, graph=graph)
+            coords = torch.zeros(B, device=device).index_add_(0, batch.batch,
+                                                              ((score_hat - noised.target_score) ** 2).mean(-1))
+            total += ((eps_hat - noised.eps) ** 2).mean(-1) + coords / batch.num_atoms
     return (total / (len(levels) * draws)).cpu()
 
 

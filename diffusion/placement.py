@@ -13,10 +13,9 @@ from typing import Sequence
 
 from .crystal import Crystal
 from .crystal_diffusion import CrystalDiffusion
+from .samplers.config import PER_CRYSTAL_FIELDS
 from .sampling import ProgressCallback, SampleRequest, SamplingConfig, sample
 from .trajectory import Trajectory
-
-_PER_CRYSTAL = ("num_atoms", "seeds", "atomic_numbers", "prop", "space_group")
 
 
 def build_request(seeds: Sequence[int], atoms: Sequence[Sequence[int]] | None = None,
@@ -89,7 +88,7 @@ class Starts:
 
 def _subset(request: SampleRequest, indices: list[int]) -> SampleRequest:
     picked = {name: None if getattr(request, name) is None else tuple(getattr(request, name)[i] for i in indices)
-              for name in _PER_CRYSTAL}
+              for name in PER_CRYSTAL_FIELDS}
     return replace(request, **picked)
 
 

@@ -29,10 +29,9 @@ from typing import Callable
 
 from .crystal_diffusion import CrystalDiffusion
 from .sampling import ProgressCallback, SampleRequest, SamplingConfig, sample
-from .samplers.config import validate_request
+from .samplers.config import PER_CRYSTAL_FIELDS, validate_request
 from .trajectory import Trajectory
 
-PER_CRYSTAL_FIELDS = ("num_atoms", "seeds", "atomic_numbers", "prop", "space_group", "start", "symmetry")
 DEFAULT_GATHER_SECONDS = 0.05
 DEFAULT_MAX_ATOMS = 2048          # atoms per merged batch (a classroom of 20-atom cells fits many times)
 POLL_SECONDS = 0.1                # how often a waiting caller looks at its progress

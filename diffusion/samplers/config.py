@@ -81,6 +81,10 @@ class SampleRequest:
     symmetry: tuple[SymmetryConstraint | None, ...] | None = None
 
 
+# the SampleRequest fields that hold one entry per crystal (merging or splitting a request goes through these)
+PER_CRYSTAL_FIELDS = ("num_atoms", "seeds", "atomic_numbers", "prop", "space_group", "start", "symmetry")
+
+
 def check_step_lr(value: float, what: str = "the corrector step size") -> float:
     """A pc corrector step size must be a number in (0, 1]; returns it as a float."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and 0.0 < value <= 1.0):

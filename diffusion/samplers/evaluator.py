@@ -64,31 +64,39 @@ class _GraphStep:
         self.traced = self._cached_trace() if trace else None
         self.replayed = self._cached_replay() if replay and self.traced is not None else None
 
-    def _cached_replay(self) -> ReplayedStep:
+    def _shapes(self) -> tuple:
+        """What a recorded step depends on besides the weights: the cache key of its trace (and, after "replay",
+        of its CUDA graph)."""
         g, model = self.graph, self.model
-        key = ("replay", str(model.device), model.abar.dtype, tuple(g.src.shape), tuple(g.batch.shape),
-               tuple(g.num_atoms.shape))
-        cache: OrderedDict = model.__dict__.setdefault(TRACE_CACHE_ATTRIBUTE, OrderedDict())
-        if key not in cache:
-            cache[key] = ReplayedStep(self.traced, self._graph_tensors())
-            while len(cache) > MAX_CACHED_TRACES:
-                cache.popitem(last=False)
+        return str(model.device), model.abar.dtype, tuple(g.src.shape), tuple(g.batch.shape), tuple(g.num_atoms.shape)
+
+    def _cache(self) -> OrderedDict:
+        return self.model.__dict__.setdefault(TRACE_CACHE_ATTRIBUTE, OrderedDict())
+
+    def _keep(self, key: tuple, value):
+        """Store ``value`` as the most recently used entry, dropping the least recently used beyond the limit."""
+        cache = self._cache()
+        cache[key] = value
         cache.move_to_end(key)
-        step = cache[key]
+        while len(cache) > MAX_CACHED_TRACES:
+            cache.popitem(last=False)
+        return value
+
+    def _cached_replay(self) -> ReplayedStep:
+        key = ("replay",) + self._shapes()
+        step = self._cache().get(key)
         # a cached recording holds the graph tensors it was made with; another graph of the same shapes
         # (other atom counts per crystal) needs its own
-        if any(not torch.equal(a, b) for a, b in zip(step.constants, self._graph_tensors())):
-            step = cache[key] = ReplayedStep(self.traced, self._graph_tensors())
-        return step
+        if step is None or any(not torch.equal(a, b) for a, b in zip(step.constants, self._graph_tensors())):
+            step = ReplayedStep(self.traced, self._graph_tensors())
+        return self._keep(key, step)
 
     def _graph_tensors(self) -> tuple[torch.Tensor, ...]:
         g = self.graph
         return g.num_atoms, g.batch, g.src, g.dst, g.inv_degree, g.inv_size
 
     def _cached_trace(self):
-        g, model = self.graph, self.model
-        key = (str(model.device), model.abar.dtype, tuple(g.src.shape), tuple(g.batch.shape), tuple(g.num_atoms.shape))
-        cache: OrderedDict = model.__dict__.setdefault(TRACE_CACHE_ATTRIBUTE, OrderedDict())
+        key, cache = self._shapes(), self._cache()
         if key in cache:
             cache.move_to_end(key)
             return cache[key]
@@ -97,10 +105,7 @@ class _GraphStep:
         except Exception as error:  # an exotic op or device: eager is always correct
             warnings.warn(f"tracing the sampling step failed, using eager mode: {error}")
             return None
-        cache[key] = traced
-        while len(cache) > MAX_CACHED_TRACES:
-            cache.popitem(last=False)
-        return traced
+        return self._keep(key, traced)
 
     def _trace(self):
         model, g = self.model, self.graph
