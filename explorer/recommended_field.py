@@ -10,7 +10,7 @@ import streamlit as st
 
 from diffusion.api import NO_PROTOTYPE_MATCH, NO_TEMPLATE, recommended, retrieve
 
-from .models import ModelEntry, chosen_group_predictor, template_library
+from .models import ModelEntry, chosen_group_predictor, suggest_space_group, template_library
 from .numbers import space_group_label
 
 ss = st.session_state
@@ -35,8 +35,7 @@ def apply_recommended(entry: ModelEntry, atomic_numbers: list[int] | None, num_s
         ss["gen.template_step"] = int(setting.template_step)
     ss["gen.sg_text"] = ""
     if setting.space_group == "predicted" and atomic_numbers:
-        predictor, _ = chosen_group_predictor(entry, setting.group_choice)
-        guess = predictor.predict(list(atomic_numbers)) if predictor is not None else None
+        guess, _ = suggest_space_group(entry, atomic_numbers)   # the setting's own chooser (models.group_choice)
         if guess is not None:
             ss["gen.sg_text"] = str(guess.space_group)
             ss["gen.sg_hint"] = ("info", group_origin(setting, guess) + ".", ss.get("gen.composition"),
