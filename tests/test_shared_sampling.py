@@ -182,3 +182,26 @@ def test_when_the_leaders_session_stops_the_others_still_get_their_crystals(tiny
     for request, result in zip(requests, results):
         if result != "stopped":
             _assert_same(result, sample(tiny_csp, request, config))
+
+
+def test_identical_requests_from_two_sessions_each_get_their_crystal(tiny_csp):
+    # two students, same formula, same seed, each with their own copy of the same template start: the requests
+    # are equal field for field (tensors inside), and each caller must still get its own result
+    from dataclasses import replace
+
+    from diffusion.textbook import textbook_crystal
+    from diffusion.crystal import Crystal
+
+    def request():
+        start = Crystal.from_structure(textbook_crystal("perovskite SrTiO3").structure())
+        plain = build_request([0], atoms=[start.atomic_numbers.tolist()], prop=[-0.5])
+        return replace(plain, start=(start,), start_step=10)
+
+    config = SamplingConfig(sampler="ddim", steps=10)
+    first, second = request(), request()
+    shared = SharedSampler(gather_seconds=0.3)
+    results, errors, _ = _together([lambda r=r: shared.sample(tiny_csp, r, config) for r in (first, second)])
+    assert errors == [None, None]
+    assert shared.stats.runs == 1 and shared.stats.largest_batch == 2
+    for result in results:
+        _assert_same(result, sample(tiny_csp, first, config))
