@@ -51,11 +51,12 @@ def _on_suggest(entry: ModelEntry, atomic_numbers: list[int], prefix: str, text_
         return
     ss[text_key] = str(guess.space_group)
     near = "; ".join(str(n) for n in guess.neighbours[:3])
-    chooser = ("of the model's weight among the groups of" if group_choice(entry) == "model" else "of the vote of")
+    n = len(guess.neighbours)
+    source = (f"of the model's weight among the {n} groups of the chemically nearest training crystals with the same "
+              f"atom counts (the nearest of each: {near})" if group_choice(entry) == "model" else
+              f"of the vote of the {n} chemically nearest training crystals with the same atom counts (nearest: {near})")
     ss[f"{prefix}.sg_hint"] = ("info", f"Suggested {space_group_label(guess.space_group)}: {guess.confidence:.0%} "
-                                       f"{chooser} the {len(guess.neighbours)} chemically nearest training crystals "
-                                       f"with the same atom counts (nearest: {near}). {vote_accuracy(entry.card)}",
-                               ss.get(composition_key), ss[text_key])
+                                       f"{source}. {vote_accuracy(entry.card)}", ss.get(composition_key), ss[text_key])
 
 
 def vote_accuracy(card: dict) -> str:
